@@ -1,0 +1,82 @@
+#pragma once
+// Transactional outbox (ARCHITECTURE.md). A state change and the event that
+// announces it are written in one transaction (Outbox::Enqueue inside the
+// caller's pqxx::work); OutboxRelay delivers undelivered rows in id order,
+// retrying with exponential backoff while the consumer is down, and marks
+// them delivered. One relay per database delivers at a time (advisory lock),
+// so order holds with any number of replicas. Consumers are idempotent, keyed
+// by event id.
+//
+// The table (each service's first migration creates it, see
+// common/db/outbox.sql for the DDL to copy):
+//   outbox(id bigserial primary key, event_id uuid unique, topic text,
+//          payload bytea, traceparent text, created_at timestamptz,
+//          delivered_at timestamptz, attempts int, last_error text)
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/db/pool.h"
+
+namespace medkoord::db {
+
+struct OutboxEvent {
+  int64_t id = 0;
+  std::string event_id;     // uuid, the consumer's idempotency key
+  std::string topic;        // e.g. "intake.application.submitted"
+  std::string payload;      // serialized protobuf
+  std::string traceparent;  // W3C trace context of the call that wrote it
+  int attempts = 0;
+};
+
+// Writes an event in the caller's transaction. Returns the event id.
+std::string EnqueueOutboxEvent(pqxx::work& tx, const std::string& topic, const std::string& payload);
+
+struct OutboxRelayOptions {
+  std::string name = "outbox";         // advisory-lock key and metrics label
+  absl::Duration poll_interval = absl::Milliseconds(200);
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(10);
+  int batch_size = 100;
+};
+
+class OutboxRelay {
+ public:
+  // `deliver` sends one event; OK marks it delivered, an error keeps it for a
+  // retry (in order: nothing after it is delivered first).
+  using Deliver = std::function<absl::Status(const OutboxEvent&)>;
+
+  OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options = {});
+  ~OutboxRelay();  // stops
+
+  void Start();
+  void Stop();
+
+  // Delivers what is pending now, on the caller's thread (tests, shutdown).
+  // Returns the number delivered; stops at the first failure.
+  absl::StatusOr<int> DeliverPending();
+
+  int64_t pending() const { return pending_.load(); }
+  int64_t delivered_total() const { return delivered_total_.load(); }
+
+ private:
+  void Loop();
+
+  Pool& pool_;
+  Deliver deliver_;
+  OutboxRelayOptions options_;
+  std::thread thread_;
+  absl::Notification stop_;
+  std::atomic<int64_t> pending_{0};
+  std::atomic<int64_t> delivered_total_{0};
+};
+
+}  // namespace medkoord::db

@@ -1,0 +1,80 @@
+#pragma once
+// What every domain service's main() does, once: read the common settings,
+// build the service, connect to its database, apply migrations, serve with
+// health/reflection/metrics, run background tasks (outbox relay, listeners),
+// and shut down gracefully. A service's main.cc only wires:
+//
+//   int main(int argc, char** argv) {
+//     return medkoord::RunService(argc, argv, {
+//         .name = "intake",
+//         .migrations = medkoord::intake::Migrations(),
+//         .prepare = medkoord::intake::IntakeStore::Prepare,
+//         .build = [](medkoord::ServiceContext& ctx) -> absl::StatusOr<medkoord::ServiceParts> {
+//           ... read service settings from ctx.config, build store + service ...
+//         }});
+//   }
+//
+// Common settings (flag / environment):
+//   --listen           MEDKOORD_LISTEN            gRPC address, default 127.0.0.1:0
+//   --metrics_listen   MEDKOORD_METRICS_LISTEN    /metrics address, default: none
+//   --db_url           MEDKOORD_DB_URL            required, libpq URI
+//   --db_pool_size     MEDKOORD_DB_POOL_SIZE      default 8
+//   --principal_key_file / MEDKOORD_PRINCIPAL_KEY(_FILE)  shared HMAC key, required
+//   --shutdown_grace   MEDKOORD_SHUTDOWN_GRACE    default 20s
+//   --log_level        MEDKOORD_LOG_LEVEL         debug|info|warning|error
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <pqxx/pqxx>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/db/migrations.h"
+#include "common/db/pool.h"
+#include "common/principal.h"
+
+namespace medkoord {
+
+// A long-running helper of a service (outbox relay, LISTEN loop). Started
+// once the database is migrated, stopped before the pool goes away.
+class BackgroundTask {
+ public:
+  virtual ~BackgroundTask() = default;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+};
+
+struct ServiceContext {
+  Config& config;
+  db::Pool& pool;
+  const PrincipalSigner& signer;
+  const Clock& clock;
+};
+
+struct ServiceParts {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  std::vector<std::unique_ptr<BackgroundTask>> background;
+  // Anything else that must live as long as the server (stores, clients).
+  std::vector<std::shared_ptr<void>> keep_alive;
+};
+
+struct ServiceDefinition {
+  std::string name;
+  const std::vector<db::Migration>& migrations;
+  std::function<void(pqxx::connection&)> prepare;
+  std::function<absl::StatusOr<ServiceParts>(ServiceContext&)> build;
+};
+
+// Returns the process exit code: 0 after a graceful shutdown, 2 for bad
+// configuration (one line on stderr naming the setting), 1 otherwise.
+int RunService(int argc, char** argv, const ServiceDefinition& definition);
+
+// Creates an insecure channel to an internal service address ("host:port").
+std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address);
+
+}  // namespace medkoord
