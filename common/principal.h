@@ -57,7 +57,9 @@ class PrincipalSigner {
   // for exactly `method`, not expired.
   absl::StatusOr<Principal> Verify(std::string_view principal_bin, std::string_view signature_bin,
                                    std::string_view method) const;
-  absl::StatusOr<Principal> Verify(const grpc::ServerContext& context) const;
+  // The call's metadata; `method` is the full method name the handler serves
+  // (FullMethodName in common/server.h). Works for sync and callback contexts.
+  absl::StatusOr<Principal> Verify(const grpc::ServerContextBase& context, std::string_view method) const;
 
  private:
   PrincipalSigner(std::string key, const Clock* clock) : key_(std::move(key)), clock_(clock) {}
