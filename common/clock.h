@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace medkoord {

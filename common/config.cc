@@ -39,7 +39,7 @@ Config::Config(int argc, char** argv) : Config(ArgsOf(argc, argv), ProcessEnviro
 
 Config::Config(std::vector<std::string> args, std::map<std::string, std::string> env) : env_(std::move(env)) {
   for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view a = args[i];
+    absl::string_view a = args[i];
     if (!absl::ConsumePrefix(&a, "--")) {
       problems_.push_back(absl::StrCat("unexpected argument '", a, "' (settings are --name=value)"));
       continue;

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
 #include <pqxx/pqxx>
 
 #include "absl/status/statusor.h"

@@ -17,8 +17,8 @@
 namespace medkoord {
 
 // The payload type URLs under which details are attached to an absl::Status.
-inline constexpr std::string_view kBadRequestTypeUrl = "type.googleapis.com/google.rpc.BadRequest";
-inline constexpr std::string_view kRetryInfoTypeUrl = "type.googleapis.com/google.rpc.RetryInfo";
+inline constexpr char kBadRequestTypeUrl[] = "type.googleapis.com/google.rpc.BadRequest";
+inline constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
 
 // Collects every offending field of a request, then turns them into one
 // INVALID_ARGUMENT. Field paths follow AIP-193: `application.atc_code`,

@@ -1,0 +1,263 @@
+#include "common/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/support/server_interceptor.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+namespace medkoord {
+namespace {
+
+absl::Notification& ShutdownSignal() {
+  static absl::Notification* n = new absl::Notification();
+  return *n;
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+std::string FindMetadata(std::multimap<grpc::string_ref, grpc::string_ref>* md, std::string_view key) {
+  if (md == nullptr) return "";
+  auto it = md->find(grpc::string_ref(key.data(), key.size()));
+  if (it == md->end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// One access-log line and the call metrics per RPC. Never logs bodies.
+class AccessLogInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  AccessLogInterceptor(grpc::experimental::ServerRpcInfo* info, const ServerOptions* options)
+      : method_(info->method()), options_(options), start_(absl::Now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      auto* md = methods->GetRecvInitialMetadata();
+      request_id_ = FindMetadata(md, "x-request-id");
+      traceparent_ = FindMetadata(md, "traceparent");
+      if (options_->signer != nullptr) {
+        auto principal = options_->signer->Verify(FindMetadata(md, kPrincipalMetadata),
+                                                  FindMetadata(md, kSignatureMetadata), method_);
+        if (principal.ok()) principal_id_ = principal->id();
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::Status status = methods->GetSendStatus();
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
+      const char* code = CodeName(status.error_code());
+      auto& registry = metrics::DefaultRegistry();
+      registry
+          .GetCounter("medkoord_grpc_server_handled_total", "RPCs completed, by method and status code",
+                      {{"service", options_->service_name}, {"method", method_}, {"code", code}})
+          .Inc();
+      registry
+          .GetHistogram("medkoord_grpc_server_handling_seconds", "RPC latency",
+                        {{"service", options_->service_name}, {"method", method_}})
+          .Observe(seconds);
+      log::ScopedTrace trace(traceparent_);
+      log::Info("rpc", {{"method", method_},
+                        {"code", code},
+                        {"latency_ms", seconds * 1000.0},
+                        {"request_id", request_id_},
+                        {"principal", principal_id_}});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string method_;
+  const ServerOptions* options_;
+  absl::Time start_;
+  std::string request_id_;
+  std::string traceparent_;
+  std::string principal_id_;
+};
+
+class AccessLogInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit AccessLogInterceptorFactory(const ServerOptions* options) : options_(options) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new AccessLogInterceptor(info, options_);
+  }
+
+ private:
+  const ServerOptions* options_;
+};
+
+}  // namespace
+
+struct Server::State {
+  std::thread readiness_thread;
+  absl::Notification stop;
+  std::atomic<bool> serving{false};
+  std::atomic<bool> shut_down{false};
+};
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, std::vector<grpc::Service*> services) {
+  auto server = std::unique_ptr<Server>(new Server());
+  server->options_ = std::move(options);
+  server->state_ = std::make_unique<State>();
+  const ServerOptions& opts = server->options_;
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  auto creds = opts.credentials ? opts.credentials : grpc::InsecureServerCredentials();
+  builder.AddListeningPort(opts.listen, creds, &server->port_);
+  for (grpc::Service* s : services) builder.RegisterService(s);
+  builder.SetMaxReceiveMessageSize(opts.max_message_bytes);
+  builder.SetMaxSendMessageSize(opts.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  grpc::ResourceQuota quota(opts.service_name);
+  quota.SetMaxThreads(opts.max_threads);
+  builder.SetResourceQuota(quota);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AccessLogInterceptorFactory>(&server->options_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_ || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", opts.listen));
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus(false);
+
+  if (!opts.metrics_listen.empty()) {
+    auto http = HttpServer::Start(opts.metrics_listen);
+    if (!http.ok()) return http.status();
+    server->http_ = *std::move(http);
+    server->http_->Handle("/metrics", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", {}, metrics::DefaultRegistry().Render()};
+    });
+    State* state = server->state_.get();
+    server->http_->Handle("/healthz", [state](const HttpRequest&) {
+      const bool ok = state->serving.load();
+      return HttpResponse{ok ? 200 : 503, "text/plain; charset=utf-8", {}, ok ? "SERVING\n" : "NOT_SERVING\n"};
+    });
+  }
+  metrics::DefaultRegistry().AddCallbackGauge("medkoord_serving", "1 while the health status is SERVING",
+                                              {{"service", opts.service_name}},
+                                              [state = server->state_.get()] { return state->serving ? 1.0 : 0.0; });
+
+  server->state_->readiness_thread = std::thread([s = server.get()] { s->ReadinessLoop(); });
+  log::Info("listening", {{"grpc_port", server->port_}, {"metrics_port", server->metrics_port()}});
+  return server;
+}
+
+Server::~Server() { Shutdown(); }
+
+int Server::metrics_port() const { return http_ ? http_->port() : 0; }
+
+void Server::ReadinessLoop() {
+  bool last = false;
+  bool first = true;
+  do {
+    absl::Status ready = options_.readiness ? options_.readiness() : absl::OkStatus();
+    const bool now = ready.ok();
+    if (state_->stop.HasBeenNotified()) break;
+    if (first || now != last) {
+      server_->GetHealthCheckService()->SetServingStatus(now);
+      state_->serving = now;
+      if (now) {
+        log::Info("health: SERVING");
+      } else {
+        log::Warn("health: NOT_SERVING", {{"reason", std::string(ready.message())}});
+      }
+      last = now;
+      first = false;
+    }
+  } while (!state_->stop.WaitForNotificationWithTimeout(options_.readiness_interval));
+}
+
+void Server::Wait() {
+  while (!state_->shut_down.load() && !ShutdownSignal().WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
+  }
+  Shutdown();
+}
+
+void Server::Shutdown() {
+  if (!state_ || state_->shut_down.exchange(true)) return;
+  log::Info("shutting down", {{"grace_ms", absl::ToInt64Milliseconds(options_.shutdown_grace)}});
+  state_->stop.Notify();
+  if (state_->readiness_thread.joinable()) state_->readiness_thread.join();
+  state_->serving = false;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    // Stops accepting at once; in-flight calls get the grace period.
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    server_->Wait();
+  }
+  if (http_) http_->Stop();
+  log::Info("stopped");
+}
+
+void InstallSignalHandlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    // Block in this thread before any other is created, so every thread
+    // inherits the mask and only the waiter below sees the signals.
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([set] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      log::Info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      ShutdownSignal().Notify();
+    }).detach();
+  });
+}
+
+std::string FullMethodName(const char* service_full_name, std::string_view method) {
+  std::string out = "/";
+  out += service_full_name;
+  out += "/";
+  out += method;
+  return out;
+}
+
+std::string RequestIdOf(const grpc::ServerContext& context) {
+  auto it = context.client_metadata().find("x-request-id");
+  if (it == context.client_metadata().end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace medkoord
