@@ -31,11 +31,19 @@ function(medkoord_embed_migrations)
 endfunction()
 
 # medkoord_test(NAME <name> LABEL unit|integration|e2e SOURCES ... LIBS ...)
+# Integration and e2e tests link the PostgreSQL harness (tests/support) and
+# require the `postgres` ctest fixture, which starts one private cluster for
+# the whole run.
 function(medkoord_test)
   cmake_parse_arguments(ARG "" "NAME;LABEL" "SOURCES;LIBS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
+  set(extra_properties)
+  if(ARG_LABEL STREQUAL "integration" OR ARG_LABEL STREQUAL "e2e")
+    target_link_libraries(${ARG_NAME} PRIVATE medkoord_test_support)
+    set(extra_properties FIXTURES_REQUIRED postgres)
+  endif()
   gtest_discover_tests(${ARG_NAME}
-    PROPERTIES LABELS ${ARG_LABEL}
+    PROPERTIES LABELS ${ARG_LABEL} ${extra_properties}
     DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -16,12 +16,15 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include <pqxx/pqxx>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/db/pool.h"
@@ -67,8 +70,18 @@ class OutboxRelay {
   int64_t pending() const { return pending_.load(); }
   int64_t delivered_total() const { return delivered_total_.load(); }
 
+  // Whether this relay holds the database's relay lock (is the active one).
+  bool active() const { return active_.load(); }
+
  private:
   void Loop();
+  // Takes (or checks it still holds) the advisory lock on its own
+  // connection; false while another relay is active.
+  bool EnsureActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
+  // One batch in id order; the count delivered, or the first failure.
+  absl::StatusOr<int> DeliverBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
+  absl::StatusOr<int> DeliverPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
+  void RefreshPending();
 
   Pool& pool_;
   Deliver deliver_;
@@ -77,6 +90,11 @@ class OutboxRelay {
   absl::Notification stop_;
   std::atomic<int64_t> pending_{0};
   std::atomic<int64_t> delivered_total_{0};
+  std::atomic<bool> active_{false};
+  // Serialises the background loop and DeliverPending() in this process.
+  absl::Mutex deliver_mu_;
+  std::unique_ptr<pqxx::connection> lock_conn_ ABSL_GUARDED_BY(deliver_mu_);
+  int lock_backend_pid_ ABSL_GUARDED_BY(deliver_mu_) = 0;
 };
 
 }  // namespace medkoord::db
