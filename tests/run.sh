@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# THE test command (README, .ci/run): installs missing Debian packages,
+# configures and builds build/ (incrementally on a re-run), then runs every
+# unit, integration and e2e test with ctest. Integration tests start their own
+# private PostgreSQL cluster (tests/support). Benchmarks are not run here.
+#
+#   bash tests/run.sh              everything
+#   bash tests/run.sh -L unit      extra arguments go to ctest
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${MEDKOORD_BUILD_DIR:-$ROOT/build}
+JOBS=${MEDKOORD_JOBS:-2}
+
+bash "$ROOT/deploy/local/install-packages.sh"
+
+cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+# The summary line ("100% tests passed, 0 tests failed out of N") is ctest's;
+# its exit status is ours.
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" -LE 'bench|benchmark' "$@"
