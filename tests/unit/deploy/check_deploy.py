@@ -133,6 +133,8 @@ class Checker:
             for f in sorted(files):
                 if not f.endswith((".yaml", ".yml")):
                     continue
+                if os.path.basename(dirpath) == "monitoring":
+                    continue  # Prometheus files, checked by check_monitoring
                 rel = os.path.relpath(os.path.join(dirpath, f), self.root)
                 try:
                     with open(os.path.join(dirpath, f), encoding="utf-8") as fh:
@@ -407,6 +409,77 @@ class Checker:
         if not os.path.exists(self.path("deploy", "docker", f"{svc}.Dockerfile.dockerignore")):
             self.warn(rel, "no Dockerfile-specific .dockerignore")
 
+    # ------------------------------------------------------------ monitoring
+
+    def exported_metrics(self):
+        """Metric names the code registers, plus the histogram series."""
+        names = set()
+        for top in ("common", "services"):
+            for dirpath, _, files in os.walk(self.path(top)):
+                for f in files:
+                    if f.endswith(".cc"):
+                        with open(os.path.join(dirpath, f), encoding="utf-8") as fh:
+                            text = fh.read()
+                        for m in re.finditer(r'Get(Counter|Gauge|Histogram)\(\s*"([a-z_:]+)"|AddCallbackGauge\(\s*"([a-z_:]+)"', text):
+                            name = m.group(2) or m.group(3)
+                            names.add(name)
+                            if m.group(1) == "Histogram":
+                                names.update({name + "_bucket", name + "_sum", name + "_count"})
+        return names
+
+    def check_monitoring(self):
+        folder = self.path("deploy", "k8s", "monitoring")
+        rules_file = os.path.join(folder, "medkoord-alerts.rules.yml")
+        queries_file = os.path.join(folder, "postgres-exporter-queries.yml")
+        known = self.exported_metrics() | {"up"}
+        try:
+            with open(queries_file, encoding="utf-8") as fh:
+                queries = yaml.safe_load(fh)
+            for prefix, q in queries.items():
+                for m in q["metrics"]:
+                    (col, spec), = m.items()
+                    if spec["usage"] in ("GAUGE", "COUNTER"):
+                        known.add(f"{prefix}_{col}")
+                    if col not in q["query"]:
+                        self.error("deploy/k8s/monitoring/postgres-exporter-queries.yml", f"{col} is not in the query")
+        except (OSError, yaml.YAMLError, KeyError, ValueError) as e:
+            self.error("deploy/k8s/monitoring/postgres-exporter-queries.yml", f"unreadable: {e}")
+        try:
+            with open(rules_file, encoding="utf-8") as fh:
+                rules = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError) as e:
+            self.error("deploy/k8s/monitoring/medkoord-alerts.rules.yml", f"unreadable: {e}")
+            return
+        seen = set()
+        for group in rules.get("groups", []):
+            for rule in group.get("rules", []):
+                where = f"alert {rule.get('alert')}"
+                if not rule.get("alert") or not rule.get("expr"):
+                    self.error(where, "needs alert and expr")
+                    continue
+                if rule["alert"] in seen:
+                    self.error(where, "defined twice")
+                seen.add(rule["alert"])
+                if rule.get("labels", {}).get("severity") not in ("warning", "critical"):
+                    self.error(where, "labels.severity must be warning or critical")
+                if not rule.get("annotations", {}).get("summary"):
+                    self.error(where, "annotations.summary missing")
+                expr = re.sub(r'"[^"]*"', '""', rule["expr"])  # label values are not metric names
+                for name in set(re.findall(r"\b(medkoord_[a-z_]+|up)\b(?!\s*\()", expr)):
+                    if name not in known:
+                        self.error(where, f"uses {name}, which no binary or exporter query exports")
+        for required in ("MedkoordNotServing", "MedkoordHighServerErrorRate", "MedkoordHighLatencyP99",
+                         "MedkoordDbPoolSaturated", "MedkoordOutboxLagging"):
+            if required not in seen:
+                self.error("deploy/k8s/monitoring/medkoord-alerts.rules.yml", f"no {required} alert")
+        try:
+            obs = self.read("docs", "OBSERVABILITY.md")
+            for name in sorted(self.exported_metrics()):
+                if not name.endswith(("_bucket", "_sum", "_count")) and name not in obs:
+                    self.warn("docs/OBSERVABILITY.md", f"metric {name} is not documented")
+        except OSError:
+            self.warn("docs/OBSERVABILITY.md", "missing")
+
     # ------------------------------------------------------------ docs
 
     def check_docs(self):
@@ -440,6 +513,7 @@ class Checker:
         self.check_addresses(info)
         for svc in SERVICES:
             self.check_dockerfile(svc, info.get(svc))
+        self.check_monitoring()
         self.check_docs()
         for w in self.warnings:
             print("warning:", w)
