@@ -75,7 +75,10 @@ std::string AtcProblem(std::string_view code, bool allow_group) {
 }
 
 bool IsIcd10Code(std::string_view code) {
-  if (code.size() < 3 || !IsUpper(code[0]) || !IsDigit(code[1]) || !IsDigit(code[2])) return false;
+  // The third character is a letter in a few codes (ICD-10-CM "C7A.8").
+  if (code.size() < 3 || !IsUpper(code[0]) || !IsDigit(code[1]) || !(IsDigit(code[2]) || IsUpper(code[2]))) {
+    return false;
+  }
   if (code.size() == 3) return true;
   if (code[3] != '.' || code.size() < 5 || code.size() > 8) return false;
   for (size_t i = 4; i < code.size(); ++i) {
@@ -86,9 +89,8 @@ bool IsIcd10Code(std::string_view code) {
 
 bool IsIcd10Prefix(std::string_view code) {
   if (code.empty() || !IsUpper(code[0])) return false;
-  for (size_t i = 1; i < code.size() && i < 3; ++i) {
-    if (!IsDigit(code[i])) return false;
-  }
+  if (code.size() >= 2 && !IsDigit(code[1])) return false;
+  if (code.size() >= 3 && !IsDigit(code[2]) && !IsUpper(code[2])) return false;
   if (code.size() <= 3) return true;
   if (code[3] != '.' || code.size() > 8) return false;
   for (size_t i = 4; i < code.size(); ++i) {

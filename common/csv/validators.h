@@ -41,8 +41,9 @@ bool IsAtcSubstanceCode(std::string_view code);
 // `allow_group`, as a group prefix); empty when it is.
 std::string AtcProblem(std::string_view code, bool allow_group);
 
-// ICD-10 code shape: a letter, two digits, optionally a dot and one to four
-// letters or digits ("C18", "C18.9", "J33.9", "DC189" is not one). Upper case.
+// ICD-10 code shape: a letter, a digit, a digit (or a letter, as in the
+// ICD-10-CM "C7A.8"), optionally a dot and one to four letters or digits
+// ("C18", "C18.9", "J33.9"; "DC189" and "XYZ" are not). Upper case.
 bool IsIcd10Code(std::string_view code);
 // A prefix of an ICD-10 code, for filters: "C", "C1", "C18", "C18.", "C18.9".
 bool IsIcd10Prefix(std::string_view code);

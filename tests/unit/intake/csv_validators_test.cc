@@ -57,6 +57,8 @@ TEST(Icd10, Shapes) {
   EXPECT_TRUE(IsIcd10Code("C18"));
   EXPECT_TRUE(IsIcd10Code("J33.9"));
   EXPECT_TRUE(IsIcd10Code("C56"));
+  EXPECT_TRUE(IsIcd10Code("C7A.8"));
+  EXPECT_FALSE(IsIcd10Code("CA7"));
   EXPECT_FALSE(IsIcd10Code("XYZ"));
   EXPECT_FALSE(IsIcd10Code("C18."));
   EXPECT_FALSE(IsIcd10Code("c18.9"));

@@ -1,0 +1,30 @@
+// The intake service: wiring only (common/service_main.h).
+#include <memory>
+
+#include "common/service_main.h"
+#include "services/intake/assessment_delivery.h"
+#include "services/intake/intake_service.h"
+#include "services/intake/intake_store.h"
+#include "services/intake/migrations.h"
+
+int main(int argc, char** argv) {
+  return medkoord::RunService(
+      argc, argv,
+      {.name = "intake",
+       .migrations = medkoord::intake::Migrations(),
+       .prepare = medkoord::intake::IntakeStore::Prepare,
+       .build = [](medkoord::ServiceContext& ctx) -> absl::StatusOr<medkoord::ServiceParts> {
+         const std::string assessment_addr = ctx.config.String("assessment_addr");
+         medkoord::ServiceParts parts;
+         auto store = std::make_shared<medkoord::intake::IntakeStore>(ctx.pool);
+         parts.services.push_back(std::make_unique<medkoord::intake::IntakeService>(*store, ctx.signer, ctx.clock));
+         parts.services.push_back(
+             std::make_unique<medkoord::intake::IntakeInternalService>(*store, ctx.signer, ctx.clock));
+         auto delivery = std::make_shared<medkoord::intake::AssessmentDelivery>(
+             medkoord::InternalChannel(assessment_addr), ctx.signer);
+         parts.background.push_back(std::make_unique<medkoord::intake::OutboxRelayTask>(
+             ctx.pool, delivery, medkoord::db::OutboxRelayOptions{.name = "intake-outbox"}));
+         parts.keep_alive.push_back(store);
+         return parts;
+       }});
+}
