@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,7 +39,10 @@ std::string LabelString(const Labels& labels, const std::string& extra_key = "",
 std::string FormatNumber(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
-  return absl::StrFormat("%.17g", v);
+  // Shortest form that reads back as the same double.
+  std::string s = absl::StrFormat("%.15g", v);
+  if (std::strtod(s.c_str(), nullptr) != v) s = absl::StrFormat("%.17g", v);
+  return s;
 }
 
 }  // namespace
@@ -51,6 +55,9 @@ struct Registry::Family {
   std::map<Labels, std::unique_ptr<Histogram>> histograms;
   std::map<Labels, std::function<double()>> callbacks;
 };
+
+Registry::Registry() = default;
+Registry::~Registry() = default;
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1, 0) {
   std::sort(bounds_.begin(), bounds_.end());

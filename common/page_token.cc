@@ -9,7 +9,7 @@ namespace medkoord {
 
 uint64_t FilterHash(std::string_view canonical_filters) {
   // FNV-1a 64: stable across processes and builds, unlike std::hash.
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 14695981039346656037ULL;
   for (unsigned char c : canonical_filters) {
     h ^= c;
     h *= 1099511628211ULL;

@@ -33,6 +33,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/status/statusor.h"
+#include "common/background_task.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/db/migrations.h"
@@ -40,15 +41,6 @@
 #include "common/principal.h"
 
 namespace medkoord {
-
-// A long-running helper of a service (outbox relay, LISTEN loop). Started
-// once the database is migrated, stopped before the pool goes away.
-class BackgroundTask {
- public:
-  virtual ~BackgroundTask() = default;
-  virtual void Start() = 0;
-  virtual void Stop() = 0;
-};
 
 struct ServiceContext {
   Config& config;

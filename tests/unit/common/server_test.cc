@@ -1,0 +1,176 @@
+#include "common/server.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/reflection_client.h"
+#include "common/status.h"
+#include "echo_service.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace medkoord {
+namespace {
+
+using ::testing::Contains;
+using grpc::health::v1::HealthCheckResponse;
+
+const std::string kKey(32, 'k');
+
+std::shared_ptr<grpc::Channel> Channel(int port) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+}
+
+HealthCheckResponse::ServingStatus Health(int port) {
+  auto stub = grpc::health::v1::Health::NewStub(Channel(port));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  HealthCheckResponse resp;
+  grpc::Status s = stub->Check(&ctx, req, &resp);
+  return s.ok() ? resp.status() : HealthCheckResponse::UNKNOWN;
+}
+
+TEST(ServerTest, HealthFollowsReadiness) {
+  std::atomic<bool> ready{false};
+  testing::EchoService echo(nullptr);
+  ServerOptions options;
+  options.service_name = "echo";
+  options.readiness = [&] { return ready ? absl::OkStatus() : absl::UnavailableError("db down"); };
+  options.readiness_interval = absl::Milliseconds(20);
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  EXPECT_EQ(Health(port), HealthCheckResponse::NOT_SERVING);
+  ready = true;
+  for (int i = 0; i < 250 && Health(port) != HealthCheckResponse::SERVING; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Health(port), HealthCheckResponse::SERVING);
+  ready = false;
+  for (int i = 0; i < 250 && Health(port) != HealthCheckResponse::NOT_SERVING; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Health(port), HealthCheckResponse::NOT_SERVING);
+}
+
+TEST(ServerTest, ListsServicesThroughReflection) {
+  testing::EchoService echo(nullptr);
+  ServerOptions options;
+  options.service_name = "echo";
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto names = ListServicesByReflection(Channel((*server)->port()));
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_THAT(*names, Contains("medkoord.testing.v1.Echo"));
+  EXPECT_THAT(*names, Contains("grpc.health.v1.Health"));
+}
+
+TEST(ServerTest, HandlerRefusesMissingOrForgedPrincipal) {
+  auto signer = *PrincipalSigner::Create(kKey);
+  testing::EchoService echo(&signer);
+  ServerOptions options;
+  options.service_name = "echo";
+  options.signer = &signer;
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
+  const std::string method = FullMethodName(medkoord::testing::v1::Echo::service_full_name(), "Echo");
+  medkoord::testing::v1::EchoRequest req;
+  req.set_text("hi");
+  {
+    grpc::ClientContext ctx;
+    medkoord::testing::v1::EchoResponse resp;
+    EXPECT_EQ(stub->Echo(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    auto forger = *PrincipalSigner::Create(std::string(32, 'f'));
+    forger.Attach(ctx, ServicePrincipal("mallory"), method);
+    medkoord::testing::v1::EchoResponse resp;
+    EXPECT_EQ(stub->Echo(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    signer.Attach(ctx, ServicePrincipal("intake"), method);
+    medkoord::testing::v1::EchoResponse resp;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.principal_id(), "service:intake");
+  }
+}
+
+TEST(ServerTest, ShutdownLetsInFlightCallFinish) {
+  absl::Notification entered;
+  testing::EchoService echo(nullptr, [&] { entered.Notify(); });
+  ServerOptions options;
+  options.service_name = "echo";
+  options.shutdown_grace = absl::Seconds(10);
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
+  grpc::Status status;
+  medkoord::testing::v1::EchoResponse resp;
+  grpc::ClientContext ctx;
+  std::thread call([&] {
+    medkoord::testing::v1::EchoRequest req;
+    req.set_text("slow");
+    req.set_delay_ms(500);
+    status = stub->Echo(&ctx, req, &resp);
+  });
+  entered.WaitForNotification();
+  (*server)->Shutdown();
+  call.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.text(), "slow");
+}
+
+// The real process path: SIGTERM while a slow call is in flight lets the call
+// finish, and the process exits 0.
+TEST(ServerProcessTest, SigtermDrainsAndExitsZero) {
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    execl(ECHO_SERVER_PATH, ECHO_SERVER_PATH, nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  int port = 0;
+  ASSERT_EQ(fscanf(f, "%d", &port), 1);
+  auto stub = medkoord::testing::v1::Echo::NewStub(Channel(port));
+  grpc::Status status;
+  medkoord::testing::v1::EchoResponse resp;
+  std::thread call([&] {
+    grpc::ClientContext ctx;
+    medkoord::testing::v1::EchoRequest req;
+    req.set_text("in flight");
+    req.set_delay_ms(1000);
+    status = stub->Echo(&ctx, req, &resp);
+  });
+  char line[32] = "";
+  ASSERT_EQ(fscanf(f, "%31s", line), 1);
+  ASSERT_STREQ(line, "entered");
+  kill(pid, SIGTERM);
+  call.join();
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  fclose(f);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.text(), "in flight");
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+}
+
+}  // namespace
+}  // namespace medkoord
