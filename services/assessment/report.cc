@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/clock.h"
 #include "common/csv/reader.h"
 #include "nlohmann/json.hpp"
 
@@ -21,17 +22,6 @@ std::optional<int> IndexOf(const std::array<std::string_view, N>& keys, std::str
     if (keys[i] == key) return static_cast<int>(i);
   }
   return std::nullopt;
-}
-
-const absl::TimeZone& Copenhagen() {
-  static const absl::TimeZone* tz = [] {
-    auto* zone = new absl::TimeZone;
-    // Without tzdata the report would silently use UTC; fixed CET is closer
-    // than UTC for the date of as_of, but tzdata is installed everywhere we run.
-    if (!absl::LoadTimeZone("Europe/Copenhagen", zone)) *zone = absl::FixedTimeZone(3600);
-    return zone;
-  }();
-  return *tz;
 }
 
 // Per-section accumulators while summing cells.
@@ -183,7 +173,7 @@ void SectionCsv(std::string& out, std::string_view scope, const ReportSection& s
 }
 
 std::string FormatAsOf(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", t, Copenhagen());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", t, DanishTimeZone());
 }
 
 }  // namespace
@@ -225,7 +215,7 @@ ReportInput AggregateCases(const std::vector<ReportCase>& cases, int year, absl:
   ReportInput in;
   in.year = year;
   in.as_of = as_of;
-  const absl::CivilDay as_of_day = absl::ToCivilDay(as_of, Copenhagen());
+  const absl::CivilDay as_of_day = absl::ToCivilDay(as_of, DanishTimeZone());
   std::map<std::tuple<int, int, bool, bool, int, int>, int64_t> categories;
   std::map<std::pair<int, std::string>, int64_t> drugs, indications, non_cancer;
   std::map<std::pair<int, int>, int64_t> years;
@@ -310,7 +300,7 @@ absl::StatusOr<AnnualReport> BuildAnnualReport(const ReportInput& input, int top
   AnnualReport report;
   report.year = input.year;
   report.as_of = input.as_of;
-  report.data_source_date = absl::ToCivilDay(input.as_of, Copenhagen());
+  report.data_source_date = absl::ToCivilDay(input.as_of, DanishTimeZone());
   report.national = Finish(national, first_year, input.year, /*with_regions=*/true, top_n);
   for (int r = 0; r < kRegionCount; ++r) {
     report.regions[r] = Finish(regions[r], first_year, input.year, /*with_regions=*/false, top_n);
