@@ -1,0 +1,191 @@
+#include "services/gateway/gateway.h"
+
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/db/migrations.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace medkoord::gateway {
+
+// Defined by medkoord_embed_migrations from migrations/*.sql.
+const std::vector<db::Migration>& Migrations();
+
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> ListenerCredentials(const GatewayOptions& o) {
+  if (o.tls_cert_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(o.client_ca_pem.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            // A certificate is optional (API keys work without),
+                                            // but one that is presented must verify.
+                                            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = o.client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
+  auto gw = std::unique_ptr<Gateway>(new Gateway());
+  gw->options_ = std::move(options);
+  const GatewayOptions& o = gw->options_;
+  if (!o.tls_cert_pem.empty() && o.tls_key_pem.empty()) {
+    return absl::FailedPreconditionError("config: tls_key_file is required with tls_cert_file");
+  }
+  if (!o.client_ca_pem.empty() && o.tls_cert_pem.empty()) {
+    return absl::FailedPreconditionError("config: client_ca_file needs tls_cert_file and tls_key_file");
+  }
+  ASSIGN_OR_RETURN(gw->roles_, RoleTable::FromGeneratedPool());
+  ASSIGN_OR_RETURN(PrincipalSigner signer, PrincipalSigner::Create(o.principal_key, o.clock));
+  gw->signer_ = std::make_unique<PrincipalSigner>(std::move(signer));
+
+  db::PoolOptions pool_options;
+  pool_options.url = o.db_url;
+  pool_options.size = o.db_pool_size;
+  pool_options.prepare = GatewayStore::Prepare;
+  gw->pool_ = std::make_unique<db::Pool>(pool_options);
+  gw->store_ = std::make_unique<GatewayStore>(gw->pool_.get());
+  gw->authenticator_ = std::make_unique<Authenticator>(gw->store_.get(), o.cert_map, o.clock, o.api_key_cache_ttl);
+  gw->rate_limiter_ = std::make_unique<RateLimiter>(o.rate_limit_per_second, o.rate_limit_burst, o.clock);
+  gw->audit_ = std::make_unique<AuditLog>(gw->store_.get(), o.audit);
+
+  // GatewayAdmin sits behind the proxy like any backend, on a loopback-only
+  // server of its own that trusts nobody without a signed principal.
+  gw->admin_service_ =
+      std::make_unique<AdminService>(gw->store_.get(), gw->authenticator_.get(), gw->signer_.get(), o.clock);
+  ServerOptions admin_options;
+  admin_options.service_name = "gateway_admin";
+  admin_options.listen = "127.0.0.1:0";
+  admin_options.signer = gw->signer_.get();
+  admin_options.shutdown_grace = o.shutdown_grace;
+  admin_options.max_message_bytes = o.max_message_bytes;
+  Gateway* raw = gw.get();
+  admin_options.readiness = [raw]() -> absl::Status {
+    return raw->ready() ? absl::OkStatus() : absl::UnavailableError("database not ready");
+  };
+  ASSIGN_OR_RETURN(gw->admin_server_, Server::Start(admin_options, {gw->admin_service_.get()}));
+
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
+  for (const std::string& backend : gw->roles_.Backends()) {
+    if (backend == "gateway") {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(o.max_message_bytes);
+      args.SetMaxSendMessageSize(o.max_message_bytes);
+      channels[backend] = gw->admin_server_->grpc_server()->InProcessChannel(args);
+      continue;
+    }
+    auto it = o.backend_addrs.find(backend);
+    if (it == o.backend_addrs.end() || it->second.empty()) {
+      log::Warn("no address for backend; its methods answer UNAVAILABLE", {{"backend", backend}});
+      continue;
+    }
+    channels[backend] = BackendChannel(it->second, o.max_message_bytes);
+  }
+  std::shared_ptr<grpc::Channel> assessment = channels.count("assessment") ? channels["assessment"] : nullptr;
+
+  ProxyDeps deps{&gw->roles_, gw->authenticator_.get(), gw->rate_limiter_.get(), gw->audit_.get(),
+                 gw->signer_.get(), o.clock};
+  gw->proxy_ = std::make_unique<Proxy>(deps, std::move(channels), o.proxy);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, ListenerCredentials(o), &gw->port_);
+  builder.RegisterCallbackGenericService(gw->proxy_.get());
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  builder.SetMaxSendMessageSize(o.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  gw->server_ = builder.BuildAndStart();
+  if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
+  gw->server_->GetHealthCheckService()->SetServingStatus(false);
+
+  if (!o.http_listen.empty()) {
+    gw->pages_ = std::make_unique<HttpPages>(deps, assessment, [raw] { return raw->ready(); });
+    auto http = HttpServer::Start(o.http_listen);
+    if (!http.ok()) return http.status();
+    gw->http_ = *std::move(http);
+    gw->pages_->Register(*gw->http_);
+  }
+  gw->watcher_ = std::thread([raw] { raw->Watch(); });
+  log::Info("gateway listening", {{"grpc_port", gw->port_},
+                                  {"http_port", gw->http_port()},
+                                  {"tls", !o.tls_cert_pem.empty()},
+                                  {"mtls", !o.client_ca_pem.empty()},
+                                  {"methods", gw->roles_.routes().size()}});
+  return gw;
+}
+
+// Applies migrations (retrying while the database is unreachable), then
+// follows the database's health for the health service and /healthz.
+void Gateway::Watch() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!migrated_.load() && !stop_.HasBeenNotified()) {
+    auto applied = db::Migrate(*pool_, Migrations());
+    if (applied.ok()) {
+      log::Info("migrations applied", {{"applied", *applied}});
+      migrated_ = true;
+      audit_->Start();
+      break;
+    }
+    log::Warn("migrations not applied yet", {{"error", std::string(applied.status().message())}});
+    if (applied.status().code() == absl::StatusCode::kFailedPrecondition) return;
+    stop_.WaitForNotificationWithTimeout(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+  bool last = false;
+  bool first = true;
+  do {
+    const bool now = migrated_.load() && pool_->Ping().ok();
+    if (stop_.HasBeenNotified()) break;
+    if (first || now != last) {
+      ready_ = now;
+      server_->GetHealthCheckService()->SetServingStatus(now);
+      log::Info(now ? "health: SERVING" : "health: NOT_SERVING");
+      last = now;
+      first = false;
+    }
+  } while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1)));
+}
+
+bool Gateway::WaitUntilReady(absl::Duration timeout) const {
+  const absl::Time until = absl::Now() + timeout;
+  while (!ready_.load()) {
+    if (absl::Now() > until) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+void Gateway::Wait() {
+  admin_server_->Wait();
+  Shutdown();
+}
+
+void Gateway::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  stop_.Notify();
+  if (watcher_.joinable()) watcher_.join();
+  ready_ = false;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    server_->Wait();
+  }
+  if (http_) http_->Stop();
+  if (admin_server_) admin_server_->Shutdown();
+  if (audit_) audit_->Stop();
+  log::Info("gateway stopped");
+}
+
+Gateway::~Gateway() { Shutdown(); }
+
+}  // namespace medkoord::gateway

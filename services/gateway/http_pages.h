@@ -1,0 +1,36 @@
+#pragma once
+// The gateway's HTTP side for people and probes: /healthz, /metrics, and
+// report pages. A browser authenticates with HTTP Basic, the API key as the
+// password; the page's data come from the services through the same role
+// table, rate limit, signed principal and audit log as any gRPC call.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/http_server.h"
+#include "services/gateway/proxy.h"
+
+namespace medkoord::gateway {
+
+class HttpPages {
+ public:
+  // `assessment` may be null (no assessment_addr): report pages answer 503.
+  HttpPages(ProxyDeps deps, std::shared_ptr<grpc::Channel> assessment, std::function<bool()> ready);
+
+  void Register(HttpServer& server);
+
+  HttpResponse Healthz(const HttpRequest& request) const;
+  HttpResponse Metrics(const HttpRequest& request) const;
+  HttpResponse Index(const HttpRequest& request) const;
+  HttpResponse AnnualReport(const HttpRequest& request) const;
+
+ private:
+  ProxyDeps deps_;
+  std::shared_ptr<grpc::Channel> assessment_;
+  std::function<bool()> ready_;
+};
+
+}  // namespace medkoord::gateway

@@ -1,0 +1,77 @@
+#pragma once
+// The generic proxy: one callback reactor per call, for every method in the
+// role table, unary and streaming alike, over raw ByteBuffers. Per call it
+// authenticates the caller, applies the rate limit and the role table, signs
+// the principal for the backend, forwards deadline (or a default), metadata,
+// cancellation, messages in both directions with flow control, and the
+// backend's metadata and status (details included), and hands one audit
+// record to the audit log. Nothing here knows any method by name.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/principal.h"
+#include "services/gateway/audit_log.h"
+#include "services/gateway/authenticator.h"
+#include "services/gateway/rate_limiter.h"
+#include "services/gateway/role_table.h"
+
+namespace medkoord::gateway {
+
+struct ProxyOptions {
+  // Applied when the caller sets no deadline, so that no call can hang forever.
+  absl::Duration default_deadline = absl::Seconds(30);
+  // Lifetime of the signed principal sent to the backend (checked at call start).
+  absl::Duration principal_ttl = absl::Seconds(60);
+};
+
+// Everything a call needs, owned by main and outliving the server.
+struct ProxyDeps {
+  const RoleTable* roles = nullptr;
+  Authenticator* authenticator = nullptr;
+  RateLimiter* rate_limiter = nullptr;
+  AuditLog* audit = nullptr;
+  const PrincipalSigner* signer = nullptr;
+  const Clock* clock = nullptr;
+};
+
+class Proxy final : public grpc::CallbackGenericService {
+ public:
+  // `backends`: backend name ("intake") -> channel. A route whose backend has
+  // no channel answers UNAVAILABLE.
+  Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel>> backends, ProxyOptions options = {});
+
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
+
+  const ProxyDeps& deps() const { return deps_; }
+  const ProxyOptions& options() const { return options_; }
+  grpc::GenericStub* StubFor(const std::string& backend) const;
+
+ private:
+  ProxyDeps deps_;
+  ProxyOptions options_;
+  std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
+};
+
+// A channel to a backend with the gateway's settings (fast reconnect, message
+// limits matching the listener's).
+std::shared_ptr<grpc::Channel> BackendChannel(const std::string& address, int max_message_bytes);
+
+// The key of `authorization: Bearer <key>` in gRPC metadata, or "".
+std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+
+// The resource named by a request (for the audit log): the route's
+// audit_resource_field, else `name`, else `parent`.
+std::string AuditResourceOf(const MethodRoute& route, const grpc::ByteBuffer& request);
+
+// A fresh request id (32 hex characters).
+std::string NewRequestId();
+
+}  // namespace medkoord::gateway
