@@ -29,7 +29,7 @@ KNOWN_KINDS = {
     ("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
     ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "NetworkPolicy"), ("networking.k8s.io/v1", "Ingress"),
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
 }
 RUNTIME_PACKAGES = ["libgrpc++1.51", "libprotobuf32", "libpqxx-6.4", "libabsl20220623", "ca-certificates", "tzdata"]
@@ -334,6 +334,23 @@ class Checker:
                 self.error(where, "the gateway's Service must be LoadBalancer or NodePort")
             if svc != "gateway" and svc_obj["spec"].get("type", "ClusterIP") != "ClusterIP":
                 self.error(where, "domain services must not be exposed outside the cluster")
+        for (kind, _), ing in by_kind.items():
+            if kind != "Ingress":
+                continue
+            for rule in ing["spec"].get("rules", []):
+                for path in rule.get("http", {}).get("paths", []):
+                    backend = path["backend"]["service"]
+                    target = by_kind.get(("Service", backend["name"]))
+                    if target is None:
+                        self.error(f"Ingress {ing['metadata']['name']}", f"routes to unknown Service {backend['name']}")
+                    elif target["spec"]["selector"].get("app.kubernetes.io/name") == svc:
+                        names = {p.get("name") for p in target["spec"]["ports"]}
+                        if backend["port"].get("name") not in names and backend["port"].get("number") not in {p["port"] for p in target["spec"]["ports"]}:
+                            self.error(f"Ingress {ing['metadata']['name']}", f"port {backend['port']} is not a port of {backend['name']}")
+                        if path["path"].startswith("/metrics"):
+                            self.error(f"Ingress {ing['metadata']['name']}", "must not expose /metrics")
+            if not ing["spec"].get("tls"):
+                self.error(f"Ingress {ing['metadata']['name']}", "must terminate TLS (API keys travel in HTTP Basic)")
         pdb = next((d for (k, n), d in by_kind.items() if k == "PodDisruptionBudget"
                     and all(labels.get(a) == b for a, b in d["spec"]["selector"]["matchLabels"].items())), None)
         if pdb is None:
