@@ -265,7 +265,21 @@ std::optional<CohortRow> ValidateRecord(const CohortLayout& layout, const csv::R
 
 CohortUpload::CohortUpload(const Pseudonymiser& pseudonymiser,
                            std::optional<absl::CivilDay> data_cut, UploadLimits limits)
-    : pseudonymiser_(pseudonymiser), data_cut_(data_cut), limits_(limits) {}
+    : pseudonymiser_(pseudonymiser),
+      data_cut_(data_cut),
+      limits_(limits),
+      sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+  EVP_DigestInit_ex(sha_.get(), EVP_sha256(), nullptr);
+}
+
+std::string CohortUpload::Sha256Hex() const {
+  std::shared_ptr<EVP_MD_CTX> copy(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_MD_CTX_copy_ex(copy.get(), sha_.get());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(copy.get(), digest, &len);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), len));
+}
 
 void CohortUpload::AddIssue(std::vector<RowIssue>& list, bool& truncated, size_t cap,
                             RowIssue issue) {
@@ -334,6 +348,7 @@ absl::Status CohortUpload::Drain(std::vector<CohortRow>& batch) {
 }
 
 absl::Status CohortUpload::Feed(std::string_view chunk, std::vector<CohortRow>& batch) {
+  EVP_DigestUpdate(sha_.get(), chunk.data(), chunk.size());
   reader_.Feed(chunk);
   return Drain(batch);
 }
@@ -379,38 +394,6 @@ nlohmann::json CohortUpload::Report(const std::string& cohort_name) {
   std::stable_sort(warnings_.begin(), warnings_.end(),
                    [](const RowIssue& a, const RowIssue& b) { return a.line < b.line; });
   return quality_.Report(cohort_name, rows_rejected_);
-}
-
-void AppendCohortCsvHeader(const std::vector<std::string>& covariate_names, bool has_source,
-                           std::string& out) {
-  out += "patient_ref,arm,index_date,death_date,progression_date,last_contact_date";
-  if (has_source) out += ",source";
-  for (const std::string& name : covariate_names) {
-    out += ',';
-    csv::AppendField(out, name);
-  }
-  out += '\n';
-}
-
-void AppendCohortCsvRow(const CohortRow& row, const std::vector<bool>& numeric, bool has_source,
-                        std::string& out) {
-  absl::StrAppend(&out, "L", row.line, ",");
-  csv::AppendField(out, row.arm);
-  absl::StrAppend(&out, ",", FormatIsoDate(row.index_date), ",",
-                  row.death_date ? FormatIsoDate(*row.death_date) : "", ",",
-                  row.progression_date ? FormatIsoDate(*row.progression_date) : "", ",",
-                  row.last_contact_date ? FormatIsoDate(*row.last_contact_date) : "");
-  if (has_source) {
-    out += ',';
-    csv::AppendField(out, row.source);
-  }
-  for (size_t i = 0; i < row.covariates.size(); ++i) {
-    out += ',';
-    const std::string& v = row.covariates[i];
-    if (i < numeric.size() && numeric[i] && !ParseNumber(v)) continue;
-    csv::AppendField(out, v);
-  }
-  out += '\n';
 }
 
 }  // namespace medkoord::rwd

@@ -6,11 +6,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <openssl/evp.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/numeric/int128.h"
@@ -128,6 +131,8 @@ class CohortUpload {
   const std::vector<RowIssue>& warnings() const { return warnings_; }
   bool errors_truncated() const { return errors_truncated_; }
   bool warnings_truncated() const { return warnings_truncated_; }
+  // SHA-256 of every byte fed, hex; after Finish().
+  std::string Sha256Hex() const;
   // Arm -> accepted patients.
   const std::map<std::string, int64_t>& arms() const { return arms_; }
 
@@ -147,6 +152,7 @@ class CohortUpload {
   std::optional<absl::CivilDay> data_cut_;
   UploadLimits limits_;
   csv::Reader reader_;
+  std::shared_ptr<EVP_MD_CTX> sha_;
   bool has_header_ = false;
   CohortLayout layout_;
   // First 16 bytes of the patient key's hash -> line of the accepted row.
@@ -157,14 +163,5 @@ class CohortUpload {
   std::map<std::string, int64_t> arms_;
   DataQuality quality_;
 };
-
-// Writes accepted rows back in the RWD cohort format, for the analysis
-// library. `patient_ref` becomes the row's line number ("L<line>"), so no
-// identifier and no pseudonym leaves the database through an analysis.
-// Values of numeric covariates that are not numbers are written empty.
-void AppendCohortCsvHeader(const std::vector<std::string>& covariate_names, bool has_source,
-                           std::string& out);
-void AppendCohortCsvRow(const CohortRow& row, const std::vector<bool>& numeric, bool has_source,
-                        std::string& out);
 
 }  // namespace medkoord::rwd

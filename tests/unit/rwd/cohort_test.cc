@@ -334,21 +334,5 @@ TEST(PilotTest, BothNotationsInTheFixtureArePseudonymised) {
   EXPECT_EQ(cpr, 380);
 }
 
-TEST(ExportTest, WritesTheCohortFormatWithoutIdentifiers) {
-  const std::string csv = ReadFixture("rwd_cohort_bad_rows.csv");
-  CohortUpload upload(MakePseudonymiser(), std::nullopt);
-  std::vector<CohortRow> batch;
-  ASSERT_TRUE(upload.Feed(csv, batch).ok());
-  ASSERT_TRUE(upload.Finish(batch).ok());
-  std::string out;
-  AppendCohortCsvHeader(upload.layout().covariate_names, false, out);
-  std::vector<bool> numeric = {true, false, true};
-  for (const CohortRow& row : batch) AppendCohortCsvRow(row, numeric, false, out);
-  EXPECT_EQ(out,
-            "patient_ref,arm,index_date,death_date,progression_date,last_contact_date,age,sex,ecog\n"
-            "L2,chemo,2022-01-10,2023-02-01,2022-06-01,2023-02-01,62,M,1\n"
-            "L11,chemo,2022-10-10,,,2023-04-01,,F,1\n");
-}
-
 }  // namespace
 }  // namespace medkoord::rwd
