@@ -95,7 +95,7 @@ for db in "${DATABASES[@]}"; do
   dst_psql -d "$db" -At -c "$COUNT_SQL" >"$WORK/$db.restored"
 
   tables=$(wc -l <"$WORK/$db.source")
-  rows=$(awk '{s += $2} END {print s + 0}' "$WORK/$db.source")
+  rows=$(awk '{s += $NF} END {print s + 0}' "$WORK/$db.source")
   if diff -u "$WORK/$db.source" "$WORK/$db.restored" >"$WORK/$db.diff"; then
     printf 'backup_restore: %-11s ok: %3d tables, %8d rows, dump %s bytes\n' "$db" "$tables" "$rows" "$(stat -c %s "$dump")"
     compared=$((compared + 1))
