@@ -153,12 +153,12 @@ void AssessmentStore::Prepare(pqxx::connection& conn) {
                absl::StrCat("SELECT ", kCaseColumns, kPrecedentWhere,
                             " AND ($5 = '' OR (coalesce(decided_on, submitted_on), case_ref) < ($5::date, $6)) "
                             "ORDER BY coalesce(decided_on, submitted_on) DESC, case_ref DESC LIMIT $7"));
-  // The report (see report.h): $1 year, $2 as_of micros, $3 as_of's Danish date.
+  // The report (see report.h): $1 year, $2 as_of's Danish date, $3 as_of micros.
   constexpr char kReportWhere[] =
       " FROM cases WHERE submitted_on >= make_date($1, 1, 1) AND submitted_on < make_date($1 + 1, 1, 1) "
-      "AND submitted_on <= $3::date";
+      "AND submitted_on <= $2::date";
   conn.prepare("report_categories",
-               absl::StrCat("SELECT region, CASE WHEN known_at <= " TS(2) " THEN outcome ELSE 0 END AS o, "
+               absl::StrCat("SELECT region, CASE WHEN known_at <= " TS(3) " THEN outcome ELSE 0 END AS o, "
                             "cancer, marketed_dk, medicinraadet_status, ema_status, count(*) AS n",
                             kReportWhere, " GROUP BY 1, 2, 3, 4, 5, 6"));
   conn.prepare("report_drugs",
@@ -376,14 +376,14 @@ absl::StatusOr<ReportInput> AssessmentStore::LoadReportInput(int year, absl::Tim
     in = ReportInput{};
     in.year = year;
     in.as_of = as_of;
-    for (const pqxx::row& r : tx.exec_prepared("report_categories", year, Micros(as_of), as_of_day)) {
+    for (const pqxx::row& r : tx.exec_prepared("report_categories", year, as_of_day, Micros(as_of))) {
       in.categories.push_back({r[0].as<int>(), r[1].as<int>(), r[2].as<bool>(), r[3].as<bool>(),
                                r[4].as<int>(), r[5].as<int>(), r[6].as<int64_t>()});
     }
-    for (const pqxx::row& r : tx.exec_prepared("report_drugs", year, Micros(as_of), as_of_day)) {
+    for (const pqxx::row& r : tx.exec_prepared("report_drugs", year, as_of_day)) {
       in.drugs.push_back({r[0].as<int>(), r[1].as<std::string>(), r[2].as<int64_t>()});
     }
-    for (const pqxx::row& r : tx.exec_prepared("report_indications", year, Micros(as_of), as_of_day)) {
+    for (const pqxx::row& r : tx.exec_prepared("report_indications", year, as_of_day)) {
       NameCell cell{r[0].as<int>(), r[1].as<std::string>(), r[3].as<int64_t>()};
       if (!r[2].as<bool>()) in.non_cancer_indications.push_back(cell);
       in.indications.push_back(std::move(cell));
