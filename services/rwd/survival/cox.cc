@@ -29,12 +29,21 @@ struct CoxWork {
 // largest time down, tied times together, Efron terms added 1/d at a time.
 double CoxIterate(CoxWork& wk, bool efron, const std::vector<double>& beta) {
   const int nvar = wk.nvar;
-  std::fill(wk.u.begin(), wk.u.end(), 0.0);
-  std::fill(wk.a2.begin(), wk.a2.end(), 0.0);
-  std::fill(wk.imat.v.begin(), wk.imat.v.end(), 0.0);
-  std::fill(wk.cmat2.v.begin(), wk.cmat2.v.end(), 0.0);
-  std::fill(wk.a.begin(), wk.a.end(), 0.0);
-  std::fill(wk.cmat.v.begin(), wk.cmat.v.end(), 0.0);
+  // Raw pointers: the accumulation is the inner loop of every fit.
+  double* __restrict u = wk.u.data();
+  double* __restrict a = wk.a.data();
+  double* __restrict a2 = wk.a2.data();
+  double* __restrict imat = wk.imat.v.data();
+  double* __restrict cmat = wk.cmat.v.data();
+  double* __restrict cmat2 = wk.cmat2.v.data();
+  const double* __restrict b = beta.data();
+  const size_t nn = static_cast<size_t>(nvar) * nvar;
+  std::fill(u, u + nvar, 0.0);
+  std::fill(a2, a2 + nvar, 0.0);
+  std::fill(imat, imat + nn, 0.0);
+  std::fill(cmat2, cmat2 + nn, 0.0);
+  std::fill(a, a + nvar, 0.0);
+  std::fill(cmat, cmat + nn, 0.0);
   double loglik = 0, denom = 0;
   long person = static_cast<long>(wk.n) - 1;
   while (person >= 0) {
@@ -42,25 +51,28 @@ double CoxIterate(CoxWork& wk, bool efron, const std::vector<double>& beta) {
     int ndead = 0;
     double deadwt = 0, denom2 = 0;
     while (person >= 0 && wk.time[person] == dtime) {
-      const double* xp = &wk.x[static_cast<size_t>(person) * nvar];
+      const double* __restrict xp = &wk.x[static_cast<size_t>(person) * nvar];
       double zbeta = 0;
-      for (int i = 0; i < nvar; ++i) zbeta += beta[i] * xp[i];
-      const double risk = std::exp(zbeta) * wk.w[person];
+      for (int i = 0; i < nvar; ++i) zbeta += b[i] * xp[i];
+      const double w = wk.w[person];
+      const double risk = std::exp(zbeta) * w;
       if (wk.status[person] == 0) {
         denom += risk;
         for (int i = 0; i < nvar; ++i) {
-          wk.a[i] += risk * xp[i];
-          for (int j = 0; j <= i; ++j) wk.cmat(i, j) += risk * xp[i] * xp[j];
+          a[i] += risk * xp[i];
+          double* __restrict ci = cmat + static_cast<size_t>(i) * nvar;
+          for (int j = 0; j <= i; ++j) ci[j] += risk * xp[i] * xp[j];
         }
       } else {
         ++ndead;
-        deadwt += wk.w[person];
+        deadwt += w;
         denom2 += risk;
-        loglik += wk.w[person] * zbeta;
+        loglik += w * zbeta;
         for (int i = 0; i < nvar; ++i) {
-          wk.u[i] += wk.w[person] * xp[i];
-          wk.a2[i] += risk * xp[i];
-          for (int j = 0; j <= i; ++j) wk.cmat2(i, j) += risk * xp[i] * xp[j];
+          u[i] += w * xp[i];
+          a2[i] += risk * xp[i];
+          double* __restrict ci = cmat2 + static_cast<size_t>(i) * nvar;
+          for (int j = 0; j <= i; ++j) ci[j] += risk * xp[i] * xp[j];
         }
       }
       --person;
@@ -70,12 +82,12 @@ double CoxIterate(CoxWork& wk, bool efron, const std::vector<double>& beta) {
         denom += denom2;
         loglik -= deadwt * std::log(denom);
         for (int i = 0; i < nvar; ++i) {
-          wk.a[i] += wk.a2[i];
-          const double temp2 = wk.a[i] / denom;
-          wk.u[i] -= deadwt * temp2;
+          a[i] += a2[i];
+          const double temp2 = a[i] / denom;
+          u[i] -= deadwt * temp2;
           for (int j = 0; j <= i; ++j) {
-            wk.cmat(i, j) += wk.cmat2(i, j);
-            wk.imat(j, i) += deadwt * (wk.cmat(i, j) - temp2 * wk.a[j]) / denom;
+            cmat[i * nvar + j] += cmat2[i * nvar + j];
+            imat[j * nvar + i] += deadwt * (cmat[i * nvar + j] - temp2 * a[j]) / denom;
           }
         }
       } else {
@@ -84,18 +96,18 @@ double CoxIterate(CoxWork& wk, bool efron, const std::vector<double>& beta) {
           denom += denom2 / ndead;
           loglik -= wtave * std::log(denom);
           for (int i = 0; i < nvar; ++i) {
-            wk.a[i] += wk.a2[i] / ndead;
-            const double temp2 = wk.a[i] / denom;
-            wk.u[i] -= wtave * temp2;
+            a[i] += a2[i] / ndead;
+            const double temp2 = a[i] / denom;
+            u[i] -= wtave * temp2;
             for (int j = 0; j <= i; ++j) {
-              wk.cmat(i, j) += wk.cmat2(i, j) / ndead;
-              wk.imat(j, i) += wtave * (wk.cmat(i, j) - temp2 * wk.a[j]) / denom;
+              cmat[i * nvar + j] += cmat2[i * nvar + j] / ndead;
+              imat[j * nvar + i] += wtave * (cmat[i * nvar + j] - temp2 * a[j]) / denom;
             }
           }
         }
       }
-      std::fill(wk.a2.begin(), wk.a2.end(), 0.0);
-      std::fill(wk.cmat2.v.begin(), wk.cmat2.v.end(), 0.0);
+      std::fill(a2, a2 + nvar, 0.0);
+      std::fill(cmat2, cmat2 + nn, 0.0);
     }
   }
   return loglik;
@@ -190,10 +202,13 @@ std::vector<double> ScoreResiduals(const std::vector<double>& time, const std::v
 // Fenwick tree of weights over ranks.
 class Fenwick {
  public:
-  explicit Fenwick(size_t n) : t_(n + 1, 0.0) {}
+  explicit Fenwick(size_t n) : t_(n + 1, 0.0), point_(n, 0.0) {}
   void Add(size_t i, double v) {
+    point_[i] += v;
     for (++i; i < t_.size(); i += i & (~i + 1)) t_[i] += v;
   }
+  // Weight at rank i alone.
+  double At(size_t i) const { return point_[i]; }
   // Sum over ranks [0, i).
   double Prefix(size_t i) const {
     double s = 0;
@@ -203,6 +218,7 @@ class Fenwick {
 
  private:
   std::vector<double> t_;
+  std::vector<double> point_;
 };
 
 TestStat MakeTest(double stat, int df) {
@@ -215,22 +231,29 @@ TestStat MakeTest(double stat, int df) {
 
 }  // namespace
 
-Concordance CoxConcordance(const std::vector<double>& time, const std::vector<int>& event,
-                           const std::vector<double>& weight, const std::vector<double>& risk) {
+namespace {
+
+// The concordance on subjects already in ascending time order.
+Concordance ConcordanceSorted(const std::vector<double>& time, const std::vector<int>& event,
+                              const std::vector<double>& weight, const std::vector<double>& risk) {
   const size_t n = time.size();
-  auto wt = [&](size_t i) { return weight.empty() ? 1.0 : weight[i]; };
-  std::vector<double> uniq = risk;
-  std::sort(uniq.begin(), uniq.end());
-  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-  std::vector<size_t> rank(n);
-  for (size_t i = 0; i < n; ++i)
-    rank[i] = static_cast<size_t>(std::lower_bound(uniq.begin(), uniq.end(), risk[i]) - uniq.begin());
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return time[a] < time[b]; });
+  auto wt = [&](size_t i) { return weight[i]; };
+  // Rank of each risk score among the distinct scores (exact ties share one).
+  std::vector<uint32_t> rank(n);
+  size_t nrank = 0;
+  {
+    std::vector<std::pair<double, uint32_t>> key(n);
+    for (size_t i = 0; i < n; ++i) key[i] = {risk[i], static_cast<uint32_t>(i)};
+    std::sort(key.begin(), key.end());
+    for (size_t k = 0; k < n; ++k) {
+      if (k > 0 && key[k].first != key[k - 1].first) ++nrank;
+      rank[key[k].second] = static_cast<uint32_t>(nrank);
+    }
+    if (n > 0) ++nrank;
+  }
   std::vector<size_t> gstart;
   for (size_t k = 0; k < n; ++k)
-    if (k == 0 || time[order[k]] != time[order[k - 1]]) gstart.push_back(k);
+    if (k == 0 || time[k] != time[k - 1]) gstart.push_back(k);
   const size_t ng = gstart.size();
   gstart.push_back(n);
 
@@ -241,11 +264,11 @@ Concordance CoxConcordance(const std::vector<double>& time, const std::vector<in
   // Role 1: the subject has the event; comparable partners have a later time
   // or are censored at the same time.
   {
-    Fenwick tree(uniq.size());
+    Fenwick tree(nrank);
     double total = 0;
     for (size_t g = ng; g-- > 0;) {
       for (size_t k = gstart[g]; k < gstart[g + 1]; ++k) {
-        const size_t i = order[k];
+        const size_t i = k;
         if (!event[i]) {
           tree.Add(rank[i], wt(i));
           total += wt(i);
@@ -255,10 +278,10 @@ Concordance CoxConcordance(const std::vector<double>& time, const std::vector<in
       std::vector<std::pair<size_t, size_t>> dead;  // (rank, subject)
       double dead_total = 0;
       for (size_t k = gstart[g]; k < gstart[g + 1]; ++k) {
-        const size_t i = order[k];
+        const size_t i = k;
         if (!event[i]) continue;
         const double less = tree.Prefix(rank[i]);
-        const double upto = tree.Prefix(rank[i] + 1);
+        const double upto = less + tree.At(rank[i]);
         conc[i] += less;
         disc[i] += total - upto;
         tiex[i] += upto - less;
@@ -292,11 +315,11 @@ Concordance CoxConcordance(const std::vector<double>& time, const std::vector<in
   }
   // Role 2: the subject is the longer-lived partner of an earlier event.
   {
-    Fenwick tree(uniq.size());
+    Fenwick tree(nrank);
     double total = 0;
     auto query = [&](size_t j) {
       const double less = tree.Prefix(rank[j]);
-      const double upto = tree.Prefix(rank[j] + 1);
+      const double upto = less + tree.At(rank[j]);
       // The earlier death had the higher risk: concordant.
       conc[j] += total - upto;
       disc[j] += less;
@@ -304,16 +327,16 @@ Concordance CoxConcordance(const std::vector<double>& time, const std::vector<in
     };
     for (size_t g = 0; g < ng; ++g) {
       for (size_t k = gstart[g]; k < gstart[g + 1]; ++k)
-        if (event[order[k]]) query(order[k]);
+        if (event[k]) query(k);
       for (size_t k = gstart[g]; k < gstart[g + 1]; ++k) {
-        const size_t i = order[k];
+        const size_t i = k;
         if (event[i]) {
           tree.Add(rank[i], wt(i));
           total += wt(i);
         }
       }
       for (size_t k = gstart[g]; k < gstart[g + 1]; ++k)
-        if (!event[order[k]]) query(order[k]);
+        if (!event[k]) query(k);
     }
   }
   const double npair = c.concordant + c.discordant + c.tied_x;
@@ -326,6 +349,24 @@ Concordance CoxConcordance(const std::vector<double>& time, const std::vector<in
   c.concordance = (somer + 1) / 2;
   c.std = std::sqrt(var / 4);
   return c;
+}
+
+}  // namespace
+
+Concordance CoxConcordance(const std::vector<double>& time, const std::vector<int>& event,
+                           const std::vector<double>& weight, const std::vector<double>& risk) {
+  const std::vector<uint32_t> order = TimeOrder(time);
+  const size_t n = time.size();
+  std::vector<double> t(n), w(n), r(n);
+  std::vector<int> e(n);
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = order[k];
+    t[k] = time[i];
+    e[k] = event[i];
+    w[k] = weight.empty() ? 1.0 : weight[i];
+    r[k] = risk[i];
+  }
+  return ConcordanceSorted(t, e, w, r);
 }
 
 absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
@@ -346,10 +387,7 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
     for (int j = 0; j < nvar; ++j)
       if (!std::isfinite(design.x[j][i])) return absl::InvalidArgumentError("non-finite covariate");
   }
-  const std::vector<double> time = options.timefix ? AeqSurvTimes(data.time) : data.time;
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return time[a] < time[b]; });
+  const std::vector<uint32_t> order = TimeOrder(data.time);
 
   CoxWork wk;
   wk.nvar = nvar;
@@ -364,7 +402,7 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
   double sumw = 0;
   for (size_t k = 0; k < n; ++k) {
     const size_t i = order[k];
-    wk.time[k] = time[i];
+    wk.time[k] = data.time[i];
     wk.w[k] = data.w(i);
     wk.status[k] = data.event[i] != 0 ? 1 : 0;
     for (int j = 0; j < nvar; ++j) wk.x[k * nvar + j] = design.x[j][i];
@@ -374,6 +412,7 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
       fit.weighted_nevent += wk.w[k];
     }
   }
+  if (options.timefix) AeqSurvSorted(wk.time);
   // Centre and scale, except columns with values only in {-1, 0, 1}
   // (coxph's nocenter default).
   std::vector<double> means(nvar, 0), scale(nvar, 1);
@@ -566,13 +605,9 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
     fit.terms.push_back(t);
   }
   if (options.concordance) {
-    std::vector<int> ev(n);
-    std::vector<double> w(n);
-    for (size_t i = 0; i < n; ++i) {
-      ev[i] = data.event[i] != 0;
-      w[i] = data.w(i);
-    }
-    fit.concordance = CoxConcordance(time, ev, w, fit.linear_predictor);
+    std::vector<double> risk(n);
+    for (size_t k = 0; k < n; ++k) risk[k] = fit.linear_predictor[order[k]];
+    fit.concordance = ConcordanceSorted(wk.time, wk.status, wk.w, risk);
   }
   return fit;
 }

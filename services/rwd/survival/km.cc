@@ -258,6 +258,70 @@ std::vector<double> AeqSurvTimes(const std::vector<double>& time) {
   return out;
 }
 
+void AeqSurvSorted(std::vector<double>& sorted) {
+  // Mean |t| over the distinct finite times, as aeqSurv.
+  double sum_abs = 0;
+  size_t distinct = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (!std::isfinite(sorted[i])) continue;
+    if (distinct == 0 || sorted[i] != sorted[i - 1]) {
+      sum_abs += std::fabs(sorted[i]);
+      ++distinct;
+    }
+  }
+  if (distinct < 2) return;
+  const double mean_abs = sum_abs / distinct;
+  bool have_prev = false;
+  double prev = 0, cut = 0;
+  for (double& t : sorted) {
+    if (!std::isfinite(t)) continue;
+    if (!have_prev) {
+      prev = cut = t;
+      have_prev = true;
+      continue;
+    }
+    if (t != prev) {
+      const double dy = t - prev;
+      prev = t;
+      if (!(dy <= kTol || dy / mean_abs <= kTol)) cut = t;
+    }
+    t = cut;
+  }
+}
+
+std::vector<uint32_t> TimeOrder(const std::vector<double>& time) {
+  const size_t n = time.size();
+  // Follow-up in whole days is the common case: a counting sort, stable and
+  // O(n + range), when every time is an integer in a modest range.
+  if (n > 0) {
+    double lo = time[0], hi = time[0];
+    bool integral = true;
+    for (double t : time) {
+      if (!(t == std::floor(t)) || std::fabs(t) > 1e15) {
+        integral = false;
+        break;
+      }
+      lo = std::min(lo, t);
+      hi = std::max(hi, t);
+    }
+    if (integral && hi - lo <= 4.0 * static_cast<double>(n) + 1e6) {
+      const size_t range = static_cast<size_t>(hi - lo) + 1;
+      std::vector<uint32_t> count(range + 1, 0);
+      for (double t : time) ++count[static_cast<size_t>(t - lo) + 1];
+      for (size_t v = 1; v <= range; ++v) count[v] += count[v - 1];
+      std::vector<uint32_t> order(n);
+      for (size_t i = 0; i < n; ++i) order[count[static_cast<size_t>(time[i] - lo)]++] = static_cast<uint32_t>(i);
+      return order;
+    }
+  }
+  std::vector<std::pair<double, uint32_t>> key(time.size());
+  for (size_t i = 0; i < time.size(); ++i) key[i] = {time[i], static_cast<uint32_t>(i)};
+  std::sort(key.begin(), key.end());
+  std::vector<uint32_t> order(time.size());
+  for (size_t i = 0; i < key.size(); ++i) order[i] = key[i].second;
+  return order;
+}
+
 std::optional<double> TableMedian(const std::vector<double>& time,
                                   const std::vector<std::optional<double>>& y) {
   std::vector<size_t> keep;
@@ -353,14 +417,20 @@ absl::StatusOr<KmFit> FitKaplanMeier(const SurvivalData& data, const std::vector
   }
   const bool robust = options.variance == KmVariance::kRobust ||
                       (options.variance == KmVariance::kDefault && non_integer);
-  const std::vector<double> time = options.timefix ? AeqSurvTimes(data.time) : data.time;
   const size_t ngroups = group.empty() ? 1 : labels.size();
+  // One sort of all subjects; timefix on the pooled sorted times (as survfit
+  // applies aeqSurv to the whole response), then per curve in that order.
+  const std::vector<uint32_t> order = TimeOrder(data.time);
+  std::vector<double> sorted_time(n);
+  for (size_t k = 0; k < n; ++k) sorted_time[k] = data.time[order[k]];
+  if (options.timefix) AeqSurvSorted(sorted_time);
   std::vector<std::vector<Obs>> per_group(ngroups);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = order[k];
     const int g = group.empty() ? 0 : group[i];
     if (g < 0 || static_cast<size_t>(g) >= ngroups)
       return absl::InvalidArgumentError("group index out of range");
-    per_group[g].push_back({time[i], data.event[i] != 0 ? 1 : 0, data.w(i)});
+    per_group[g].push_back({sorted_time[k], data.event[i] != 0 ? 1 : 0, data.w(i)});
   }
   KmFit fit;
   fit.conf_type = options.conf_type;
@@ -371,8 +441,6 @@ absl::StatusOr<KmFit> FitKaplanMeier(const SurvivalData& data, const std::vector
   for (size_t g = 0; g < ngroups; ++g) {
     auto& obs = per_group[g];
     if (obs.empty()) continue;
-    std::stable_sort(obs.begin(), obs.end(),
-                     [](const Obs& a, const Obs& b) { return a.time < b.time; });
     KmCurve c = FitCurve(obs, robust, options.conf_type, z);
     c.label = labels.empty() ? "all" : labels[g];
     end_time = std::max(end_time, c.time.back());

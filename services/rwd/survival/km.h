@@ -30,6 +30,12 @@ struct SurvivalData {
 // relative to mean |t|) are made identical, so that ties are found as R
 // finds them.
 std::vector<double> AeqSurvTimes(const std::vector<double>& time);
+// The same on times already in ascending order, in place and in O(n): the
+// merge is monotone, so a sorted order stays sorted.
+void AeqSurvSorted(std::vector<double>& sorted);
+// Subject indices in ascending time, ties in index order (stable), by one
+// sort of contiguous (time, index) pairs.
+std::vector<uint32_t> TimeOrder(const std::vector<double>& time);
 
 enum class ConfType { kLog, kLogLog, kPlain };
 enum class KmVariance { kDefault, kGreenwood, kRobust };

@@ -32,11 +32,11 @@ absl::StatusOr<LogRankResult> SurvDiff(const SurvivalData& data, const std::vect
   }
   const int k = static_cast<int>(res.groups.size());
   if (k < 2) return absl::FailedPreconditionError("survdiff needs at least two groups");
-  const std::vector<double> time = timefix ? AeqSurvTimes(data.time) : data.time;
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return time[a] < time[b]; });
+  const std::vector<uint32_t> order = TimeOrder(data.time);
+  // time[k] is the (timefixed) time of the k-th subject in sorted order.
+  std::vector<double> sorted_time(n);
+  for (size_t k = 0; k < n; ++k) sorted_time[k] = data.time[order[k]];
+  if (timefix) AeqSurvSorted(sorted_time);
 
   // Left-continuous pooled Kaplan-Meier, the weight S(t-)^rho.
   std::vector<double> kaplan(n, 1.0);
@@ -46,7 +46,7 @@ absl::StatusOr<LogRankResult> SurvDiff(const SurvivalData& data, const std::vect
       const double nrisk = static_cast<double>(n - i);
       double deaths = 0;
       size_t j = i;
-      for (; j < n && time[order[j]] == time[order[i]]; ++j) {
+      for (; j < n && sorted_time[j] == sorted_time[i]; ++j) {
         kaplan[j] = km;
         deaths += data.event[order[j]] != 0;
       }
@@ -63,7 +63,7 @@ absl::StatusOr<LogRankResult> SurvDiff(const SurvivalData& data, const std::vect
     const double wt = rho == 0 ? 1.0 : std::pow(kaplan[i], rho);
     double deaths = 0;
     size_t j = i + 1;
-    for (; j > 0 && time[order[j - 1]] == time[order[i]]; --j) {
+    for (; j > 0 && sorted_time[j - 1] == sorted_time[i]; --j) {
       const size_t s = order[j - 1];
       const int g = remap[group[s]];
       const int st = data.event[s] != 0;
