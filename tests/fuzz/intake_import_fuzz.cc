@@ -1,13 +1,14 @@
 // Fuzzes the Forum case import (services/intake/import_parser.h): the CSV
 // reader plus ParseApplication, the validation that SubmitApplication uses
 // too. Besides the sanitizers: every row read is either accepted or rejected
-// with at least one error naming its line, and chunking does not change the
-// result.
+// with at least one error naming its line, chunking does not change the
+// result, and error texts are valid UTF-8 (they travel in proto3 strings).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "common/csv/reader.h"
 #include "services/intake/import_parser.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -26,6 +27,9 @@ Result Parse(const std::vector<std::string_view>& chunks) {
   auto take = [&] {
     for (auto& row : parser.rows()) out.accepted_lines.push_back(row.line);
     for (auto& e : parser.errors()) {
+      FUZZ_CHECK(medkoord::csv::IsValidUtf8(e.column));
+      FUZZ_CHECK(medkoord::csv::IsValidUtf8(e.reason));
+      FUZZ_CHECK(medkoord::csv::IsValidUtf8(e.case_ref));
       out.errors.push_back(std::to_string(e.line) + "|" + e.column + "|" + e.reason);
     }
     parser.rows().clear();
@@ -38,6 +42,7 @@ Result Parse(const std::vector<std::string_view>& chunks) {
   parser.Finish();
   take();
   out.fatal = parser.fatal().value_or("");
+  FUZZ_CHECK(medkoord::csv::IsValidUtf8(out.fatal));
   out.read = parser.rows_read();
   out.rejected = parser.rows_rejected();
   return out;

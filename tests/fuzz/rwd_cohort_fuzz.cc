@@ -1,18 +1,31 @@
 // Fuzzes the RWD cohort upload (services/rwd/cohort.h): header parsing, row
 // validation with CPR pseudonymisation, duplicate detection and the
 // data-quality report. Besides the sanitizers: every row read is accepted or
-// rejected, no accepted row carries a CPR number in clear, and chunking does
-// not change the result.
+// rejected, no accepted row carries a CPR number in clear, chunking does not
+// change the result, and every error text is valid UTF-8 (they travel in
+// proto3 strings, which a client cannot parse otherwise).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/time/civil_time.h"
+#include "common/csv/reader.h"
+#include "common/status.h"
 #include "services/rwd/cohort.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace {
+
+bool Utf8(std::string_view s) { return medkoord::csv::IsValidUtf8(s); }
+
+void CheckStatusText(const absl::Status& s) {
+  FUZZ_CHECK(Utf8(std::string(s.message())));
+  for (const auto& [field, description] : medkoord::FieldViolationsOf(s)) {
+    FUZZ_CHECK(Utf8(field));
+    FUZZ_CHECK(Utf8(description));
+  }
+}
 
 struct Result {
   bool ok = true;
@@ -39,6 +52,7 @@ Result Upload(const medkoord::rwd::Pseudonymiser& pseudonymiser, const std::vect
   for (std::string_view c : chunks) {
     absl::Status s = upload.Feed(c, batch);
     take();
+    CheckStatusText(s);
     if (!s.ok()) {
       out.ok = false;
       out.error = std::string(s.message());
@@ -47,6 +61,7 @@ Result Upload(const medkoord::rwd::Pseudonymiser& pseudonymiser, const std::vect
   }
   absl::Status s = upload.Finish(batch);
   take();
+  CheckStatusText(s);
   if (!s.ok()) {
     out.ok = false;
     out.error = std::string(s.message());
@@ -55,7 +70,14 @@ Result Upload(const medkoord::rwd::Pseudonymiser& pseudonymiser, const std::vect
   out.read = upload.rows_read();
   out.accepted = upload.rows_accepted();
   out.rejected = upload.rows_rejected();
-  out.report = upload.Report("fuzz").dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  for (const auto* list : {&upload.errors(), &upload.warnings()}) {
+    for (const medkoord::rwd::RowIssue& issue : *list) {
+      FUZZ_CHECK(Utf8(issue.field));
+      FUZZ_CHECK(Utf8(issue.reason));
+    }
+  }
+  // Strict: the report goes out as JSON text and must not need repairs.
+  out.report = upload.Report("fuzz").dump();
   return out;
 }
 

@@ -13,8 +13,6 @@
 
 namespace {
 
-namespace v1 = ::medkoord::shortage::v1;
-
 template <typename Request, typename Validate>
 void Check(const uint8_t* data, size_t size, Validate validate) {
   Request request;
@@ -32,6 +30,7 @@ void Check(const uint8_t* data, size_t size, Validate validate) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   namespace s = medkoord::shortage;
+  namespace v1 = medkoord::shortage::v1;
   const absl::Time now = absl::FromUnixSeconds(1782777600);  // 2026-06-30, fixed: results must not depend on the clock
   const uint8_t which = data[0] % 12;
   ++data;
