@@ -153,22 +153,40 @@ void AssessmentStore::Prepare(pqxx::connection& conn) {
                absl::StrCat("SELECT ", kCaseColumns, kPrecedentWhere,
                             " AND ($5 = '' OR (coalesce(decided_on, submitted_on), case_ref) < ($5::date, $6)) "
                             "ORDER BY coalesce(decided_on, submitted_on) DESC, case_ref DESC LIMIT $7"));
-  // The report (see report.h): $1 year, $2 as_of's Danish date, $3 as_of micros.
-  constexpr char kReportWhere[] =
-      " FROM cases WHERE submitted_on >= make_date($1, 1, 1) AND submitted_on < make_date($1 + 1, 1, 1) "
-      "AND submitted_on <= $2::date";
-  conn.prepare("report_categories",
-               absl::StrCat("SELECT region, CASE WHEN known_at <= " TS(3) " THEN outcome ELSE 0 END AS o, "
-                            "cancer, marketed_dk, medicinraadet_status, ema_status, count(*) AS n",
-                            kReportWhere, " GROUP BY 1, 2, 3, 4, 5, 6"));
-  conn.prepare("report_drugs",
-               absl::StrCat("SELECT region, drug_name, count(*) AS n", kReportWhere, " GROUP BY 1, 2"));
-  conn.prepare("report_indications",
-               absl::StrCat("SELECT region, indication, cancer, count(*) AS n", kReportWhere,
-                            " GROUP BY 1, 2, 3"));
+  // The report (see report.h): the pre-aggregated cells of migration 0002,
+  // corrected for as_of by the cases of the year not yet submitted at as_of
+  // (removed) and those decided after as_of (moved back to open). Both
+  // corrections are index range scans that are empty for an as_of after the
+  // year's last decision. $1 year, $2 as_of's Danish date, $3 as_of micros.
+  constexpr char kYearCases[] =
+      " FROM cases WHERE submitted_on >= make_date($1, 1, 1) AND submitted_on < make_date($1 + 1, 1, 1) ";
+  conn.prepare(
+      "report_categories",
+      absl::StrCat(
+          "SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, sum(n)::bigint "
+          "FROM (SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, n "
+          "      FROM report_category_cells WHERE year = $1 "
+          "      UNION ALL SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, -1",
+          kYearCases, "AND submitted_on > $2::date "
+          "      UNION ALL SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, -1",
+          kYearCases, "AND submitted_on <= $2::date AND known_at > " TS(3),
+          "      UNION ALL SELECT region, 0, cancer, marketed_dk, medicinraadet_status, ema_status, 1",
+          kYearCases, "AND submitted_on <= $2::date AND known_at > " TS(3),
+          ") x GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) > 0"));
+  conn.prepare("report_names",
+               absl::StrCat("SELECT region, kind, name, cancer, sum(n)::bigint "
+                            "FROM (SELECT region, kind, name, cancer, n FROM report_name_cells WHERE year = $1 "
+                            "      UNION ALL SELECT region, 1::smallint, drug_name, false, -1",
+                            kYearCases, "AND submitted_on > $2::date "
+                            "      UNION ALL SELECT region, 2::smallint, indication, cancer, -1",
+                            kYearCases, "AND submitted_on > $2::date "
+                            ") x GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0"));
   conn.prepare("report_years",
-               "SELECT region, extract(year FROM submitted_on)::int AS y, count(*) AS n FROM cases "
-               "WHERE submitted_on < make_date($1 + 1, 1, 1) AND submitted_on <= $2::date GROUP BY 1, 2");
+               "SELECT region, year, sum(n)::bigint FROM ("
+               "  SELECT region, year, n FROM report_category_cells WHERE year <= $1 "
+               "  UNION ALL SELECT region, extract(year FROM submitted_on)::int, -1 FROM cases "
+               "  WHERE submitted_on > $2::date AND submitted_on < make_date($1 + 1, 1, 1)"
+               ") x GROUP BY 1, 2 HAVING sum(n) > 0");
   conn.prepare("decisions_after",
                absl::StrCat("SELECT ", kCaseColumns,
                             " FROM cases WHERE decision_seq > $1 AND ($2 = 0 OR region = $2) "
@@ -380,13 +398,14 @@ absl::StatusOr<ReportInput> AssessmentStore::LoadReportInput(int year, absl::Tim
       in.categories.push_back({r[0].as<int>(), r[1].as<int>(), r[2].as<bool>(), r[3].as<bool>(),
                                r[4].as<int>(), r[5].as<int>(), r[6].as<int64_t>()});
     }
-    for (const pqxx::row& r : tx.exec_prepared("report_drugs", year, as_of_day)) {
-      in.drugs.push_back({r[0].as<int>(), r[1].as<std::string>(), r[2].as<int64_t>()});
-    }
-    for (const pqxx::row& r : tx.exec_prepared("report_indications", year, as_of_day)) {
-      NameCell cell{r[0].as<int>(), r[1].as<std::string>(), r[3].as<int64_t>()};
-      if (!r[2].as<bool>()) in.non_cancer_indications.push_back(cell);
-      in.indications.push_back(std::move(cell));
+    for (const pqxx::row& r : tx.exec_prepared("report_names", year, as_of_day)) {
+      NameCell cell{r[0].as<int>(), r[2].as<std::string>(), r[4].as<int64_t>()};
+      if (r[1].as<int>() == 1) {
+        in.drugs.push_back(std::move(cell));
+      } else {
+        if (!r[3].as<bool>()) in.non_cancer_indications.push_back(cell);
+        in.indications.push_back(std::move(cell));
+      }
     }
     for (const pqxx::row& r : tx.exec_prepared("report_years", year, as_of_day)) {
       in.years.push_back({r[0].as<int>(), r[1].as<int>(), r[2].as<int64_t>()});
