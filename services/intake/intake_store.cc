@@ -202,12 +202,19 @@ void IntakeStore::Prepare(pqxx::connection& c) {
   c.prepare("request_claim",
             "INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
             "VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT DO NOTHING RETURNING resource");
-  c.prepare("app_next_number", "SELECT nextval('application_number')");
-  c.prepare("app_insert",
-            "INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, indication, "
-            "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, created_by, "
-            "created_at, updated_at) VALUES ($1, $2, $3, $4::date, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'open', "
-            "'submitted', $14, $15::timestamptz, $15::timestamptz) ON CONFLICT DO NOTHING RETURNING " + cols);
+  c.prepare("app_next_block", "SELECT nextval('application_number')");
+  // Claim the request_id, insert the application, write its outbox event:
+  // one statement. Answers (claimed, inserted).
+  c.prepare("app_submit",
+            "WITH claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
+            "VALUES ('application', $1, $2, $3, $4::timestamptz) ON CONFLICT DO NOTHING RETURNING resource), "
+            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
+            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
+            "created_by, created_at, updated_at) SELECT resource, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, $16, 'open', 'submitted', $1, $4::timestamptz, $4::timestamptz FROM claim "
+            "ON CONFLICT DO NOTHING RETURNING case_ref), "
+            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $17, $18, $19 FROM app RETURNING id) "
+            "SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM app), (SELECT count(*) FROM event)");
   c.prepare("app_by_region_ref", "SELECT case_ref FROM applications WHERE region = $1 AND region_ref = $2");
   c.prepare("app_list", "SELECT " + cols + " FROM applications WHERE " + kApplicationFilter +
                             "AND ($9::date IS NULL OR (submitted_on, case_ref) < ($9::date, $10::text)) "
@@ -263,66 +270,82 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "UPDATE protocols SET state = coalesce($2, state), updated_at = $3::timestamptz WHERE id = $1");
 }
 
+absl::StatusOr<int64_t> IntakeStore::NextApplicationNumber() {
+  absl::MutexLock lock(&number_mu_);
+  if (next_number_ >= number_limit_) {
+    int64_t block = 0;
+    RETURN_IF_ERROR(pool_.Run([&](pqxx::work& tx) -> absl::Status {
+      block = tx.exec_prepared1("app_next_block")[0].as<int64_t>();
+      return absl::OkStatus();
+    }));
+    next_number_ = block * kNumberBlock;
+    number_limit_ = next_number_ + kNumberBlock;
+  }
+  return next_number_++;
+}
+
 absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(ApplicationRecord record,
                                                                       const std::string& principal_id,
                                                                       const std::string& request_id, absl::Time now,
                                                                       int case_year, const EventPayloadFn& event) {
   Submitted out;
-  absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
-    out = Submitted();
-    const std::string now_text = Rfc3339(now);
-    auto replay = [&](const std::string& case_ref) -> absl::Status {
-      pqxx::result r = tx.exec_prepared("app_get", case_ref);
-      if (r.empty()) return absl::InternalError("request_id refers to a missing application");
-      out.record = ApplicationFromRow(r[0]);
-      out.replayed = true;
-      return absl::OkStatus();
-    };
-    if (pqxx::result r = tx.exec_prepared("request_find", "application", principal_id, request_id); !r.empty()) {
-      return replay(r[0][0].as<std::string>());
-    }
-    // A case_ref an import already used is skipped; the sequence moves on.
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      const int64_t number = tx.exec_prepared1("app_next_number")[0].as<int64_t>();
-      const std::string case_ref = absl::StrFormat("A-%04d-%06d", case_year, number);
-      if (attempt == 0) {
-        pqxx::result claimed = tx.exec_prepared("request_claim", "application", principal_id, request_id,
-                                                case_ref, now_text);
-        if (claimed.empty()) {
-          // A concurrent retry with this request_id committed first.
-          pqxx::result r = tx.exec_prepared("request_find", "application", principal_id, request_id);
-          if (r.empty()) return absl::AbortedError("request_id claimed concurrently; retry");
-          return replay(r[0][0].as<std::string>());
-        }
+  const std::string now_text = Rfc3339(now);
+  record.state = kStateOpen;
+  record.source = kSourceSubmitted;
+  record.outcome.clear();
+  record.decided_on.reset();
+  record.created_by = principal_id;
+  record.created_at = now;
+  record.updated_at = now;
+  // A case_ref an import already used is skipped; the numbers move on.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    ASSIGN_OR_RETURN(const int64_t number, NextApplicationNumber());
+    record.case_ref = absl::StrFormat("A-%04d-%06d", case_year, number);
+    // The event is built before the statement so that the claim of the
+    // request_id, the application and its outbox row are one statement: one
+    // round trip inside the transaction on the hot path.
+    const std::string payload = event(record);
+    bool case_ref_taken = false;
+    absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
+      out = Submitted();
+      case_ref_taken = false;
+      pqxx::row r = tx.exec_prepared1(
+          "app_submit", principal_id, request_id, record.case_ref, now_text, record.region,
+          EmptyAsNull(record.region_ref), csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code,
+          record.indication, record.icd10, record.cancer, record.marketed_dk, record.medicinraadet_status,
+          record.ema_status, record.note, kTopicSubmitted, pqxx::binarystring(payload.data(), payload.size()),
+          log::CurrentTraceparent());
+      if (r[0].as<int64_t>() == 0) {
+        // The request_id was used before (or by a concurrent retry that
+        // committed first): answer with the first result.
+        pqxx::result found = tx.exec_prepared("request_find", "application", principal_id, request_id);
+        if (found.empty()) return absl::AbortedError("request_id claimed concurrently; retry");
+        pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
+        if (app.empty()) return absl::InternalError("request_id refers to a missing application");
+        out.record = ApplicationFromRow(app[0]);
+        out.replayed = true;
+        return absl::OkStatus();
       }
-      pqxx::result inserted = tx.exec_prepared(
-          "app_insert", case_ref, record.region, EmptyAsNull(record.region_ref),
-          csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code, record.indication,
-          record.icd10, record.cancer, record.marketed_dk, record.medicinraadet_status, record.ema_status,
-          record.note, principal_id, now_text);
-      if (!inserted.empty()) {
-        out.record = ApplicationFromRow(inserted[0]);
-        if (attempt > 0) {
-          tx.exec_params("UPDATE create_requests SET resource = $1 WHERE kind = 'application' AND "
-                         "principal_id = $2 AND request_id = $3",
-                         case_ref, principal_id, request_id);
-        }
-        db::EnqueueOutboxEvent(tx, kTopicSubmitted, event(out.record));
+      if (r[1].as<int64_t>() == 1) {
+        out.record = record;
         return absl::OkStatus();
       }
       if (!record.region_ref.empty()) {
-        pqxx::result r = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
-        if (!r.empty()) {
-          return absl::AlreadyExistsError(absl::StrCat("region ", record.region, " already has an application with region_ref `",
-                                                       record.region_ref, "`: ",
-                                                       ApplicationName(record.region, r[0][0].as<std::string>())));
+        pqxx::result taken = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
+        if (!taken.empty()) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "region ", record.region, " already has an application with region_ref `", record.region_ref,
+              "`: ", ApplicationName(record.region, taken[0][0].as<std::string>())));
         }
       }
-    }
-    return absl::InternalError("could not allocate a case reference");
-  });
-  if (!status.ok()) return status;
-  return out;
+      case_ref_taken = true;
+      return absl::AbortedError("case_ref taken");  // rolls the claim back
+    });
+    if (case_ref_taken) continue;
+    if (!status.ok()) return status;
+    return out;
+  }
+  return absl::InternalError("could not allocate a case reference");
 }
 
 absl::StatusOr<ApplicationRecord> IntakeStore::GetApplication(const std::string& case_ref) {

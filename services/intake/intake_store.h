@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/db/pool.h"
 #include "services/intake/application.h"
@@ -132,7 +133,16 @@ class IntakeStore {
                                                  absl::Time now);
 
  private:
+  // Case numbers come in blocks: sequence value n is the block
+  // [n * kNumberBlock, (n + 1) * kNumberBlock), so a submission needs no
+  // extra round trip for its number, and replicas take disjoint blocks.
+  static constexpr int64_t kNumberBlock = 100;
+  absl::StatusOr<int64_t> NextApplicationNumber();
+
   db::Pool& pool_;
+  absl::Mutex number_mu_;
+  int64_t next_number_ ABSL_GUARDED_BY(number_mu_) = 0;
+  int64_t number_limit_ ABSL_GUARDED_BY(number_mu_) = 0;
 };
 
 }  // namespace medkoord::intake

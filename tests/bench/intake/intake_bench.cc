@@ -1,0 +1,245 @@
+// Load driver for docs/BENCHMARKS.md "Intake": the real intake service
+// (store, handlers, gRPC, outbox writes) in process on a loopback port, driven
+// through a real stub, against the PostgreSQL server given by --db_url.
+//
+//   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
+//   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
+//   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
+//
+// The database must be empty (the script creates a fresh one per mode).
+// Prints one RESULT line. Peak memory is this process's maximum resident set
+// (server and client together); PostgreSQL's own memory is not included.
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_format.h"
+#include "common/clock.h"
+#include "common/db/migrations.h"
+#include "common/db/pool.h"
+#include "common/principal.h"
+#include "common/server.h"
+#include "medkoord/intake/v1/intake.grpc.pb.h"
+#include "services/intake/intake_service.h"
+#include "services/intake/intake_store.h"
+#include "services/intake/migrations.h"
+
+namespace {
+
+namespace v1 = ::medkoord::intake::v1;
+using Clock = std::chrono::steady_clock;
+
+std::map<std::string, std::string> Args(int argc, char** argv) {
+  std::map<std::string, std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) continue;
+    auto eq = a.find('=');
+    out[a.substr(2, eq - 2)] = eq == std::string::npos ? "true" : a.substr(eq + 1);
+  }
+  return out;
+}
+
+long PeakRssKiB() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+medkoord::Principal RegionPrincipal(int i) {
+  static const medkoord::Region kRegions[] = {
+      medkoord::common::v1::REGION_HOVEDSTADEN, medkoord::common::v1::REGION_MIDTJYLLAND,
+      medkoord::common::v1::REGION_SYDDANMARK, medkoord::common::v1::REGION_SJAELLAND,
+      medkoord::common::v1::REGION_NORDJYLLAND};
+  medkoord::Principal p;
+  p.add_roles(medkoord::common::v1::ROLE_REGION);
+  p.set_region(kRegions[i % 5]);
+  p.set_id(absl::StrFormat("bench-region-%d", i % 5));
+  return p;
+}
+
+// A synthetic Forum export of `rows` cases, produced chunk by chunk.
+class SyntheticFile {
+ public:
+  explicit SyntheticFile(int64_t rows) : rows_(rows) {}
+  // Appends up to ~`bytes` of the file; false when done.
+  bool Next(std::string& out, size_t bytes) {
+    static const char* kRegions[] = {"hovedstaden", "midtjylland", "syddanmark", "sjaelland", "nordjylland"};
+    static const char* kDrugs[][4] = {
+        {"Trifluridine/tipiracil", "L01BC59", "Metastatic colorectal cancer", "C18.9"},
+        {"Mepolizumab", "R03DX09", "Chronic rhinosinusitis with nasal polyps", "J33.9"},
+        {"Immunoglobulin, normal human", "J06BA02", "Stiff person syndrome", "G25.8"},
+        {"Ibrutinib", "L01EL01", "Mantle cell lymphoma", "C83.1"}};
+    static const char* kOutcomes[] = {"recommended", "not_recommended", "not_concluded", ""};
+    out.clear();
+    if (next_ == 0) {
+      out = "case_ref,region,submitted_on,drug_name,atc_code,indication,icd10,cancer,marketed_dk,"
+            "medicinraadet_status,ema_status,outcome,decided_on\r\n";
+    }
+    while (out.size() < bytes && next_ < rows_) {
+      const int64_t i = next_++;
+      const auto& d = kDrugs[i % 4];
+      const int day = static_cast<int>(i % 28) + 1, month = static_cast<int>(i / 28 % 12) + 1;
+      const char* outcome = kOutcomes[i % 4];
+      const bool decided = outcome[0] != '\0' && std::string(outcome) != "not_concluded";
+      absl::StrAppendFormat(&out, "S-%08d,%s,2024-%02d-%02d,\"%s\",%s,%s,%s,%s,%s,%s,%s,%s,%s\r\n", i,
+                            kRegions[i % 5], month, day, d[0], d[1], d[2], d[3], i % 3 ? "yes" : "no",
+                            i % 5 ? "yes" : "no", i % 2 ? "not_assessed" : "rejected", i % 7 ? "on_label" : "off_label",
+                            outcome, decided ? absl::StrFormat("2024-%02d-%02d", month, std::min(day + 1, 28)) : "");
+    }
+    return !out.empty();
+  }
+
+ private:
+  int64_t rows_;
+  int64_t next_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = Args(argc, argv);
+  const std::string url = args["db_url"];
+  const std::string mode = args.count("mode") ? args["mode"] : "submit";
+  if (url.empty()) {
+    std::cerr << "--db_url is required\n";
+    return 2;
+  }
+  const int pool_size = args.count("pool") ? std::stoi(args["pool"]) : 16;
+  medkoord::db::Pool pool(
+      {.url = url, .size = pool_size, .acquire_timeout = absl::Seconds(60), .prepare = medkoord::intake::IntakeStore::Prepare});
+  if (auto m = medkoord::db::Migrate(pool, medkoord::intake::Migrations()); !m.ok()) {
+    std::cerr << m.status() << "\n";
+    return 1;
+  }
+  const medkoord::Clock& clock = *medkoord::SystemClock();
+  auto signer = *medkoord::PrincipalSigner::Create(std::string(32, 'b'), &clock);
+  medkoord::intake::IntakeStore store(pool);
+  medkoord::intake::IntakeService service(store, signer, clock);
+  auto server = medkoord::Server::Start({.service_name = "intake-bench"}, {&service});
+  if (!server.ok()) {
+    std::cerr << server.status() << "\n";
+    return 1;
+  }
+  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+
+  if (mode == "submit") {
+    const int clients = args.count("clients") ? std::stoi(args["clients"]) : 32;
+    const int seconds = args.count("seconds") ? std::stoi(args["seconds"]) : 30;
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    for (int i = 0; i < 4; ++i) {
+      grpc::ChannelArguments ch_args;
+      ch_args.SetInt("bench_channel", i);  // distinct channels, distinct connections
+      channels.push_back(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), ch_args));
+    }
+    std::atomic<int64_t> errors{0};
+    std::vector<std::vector<double>> latencies(clients);
+    const auto end = Clock::now() + std::chrono::seconds(seconds);
+    std::vector<std::thread> threads;
+    const auto start = Clock::now();
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        auto stub = v1::Intake::NewStub(channels[c % channels.size()]);
+        const medkoord::Principal principal = RegionPrincipal(c);
+        for (int64_t n = 0; Clock::now() < end; ++n) {
+          v1::SubmitApplicationRequest request;
+          request.set_request_id(absl::StrFormat("bench-%d-%d", c, n));
+          v1::Application* a = request.mutable_application();
+          a->set_region(principal.region());
+          a->mutable_submitted_on()->set_year(2025);
+          a->mutable_submitted_on()->set_month(1);
+          a->mutable_submitted_on()->set_day(1 + n % 28);
+          a->set_drug_name("Trifluridine/tipiracil");
+          a->set_atc_code("L01BC59");
+          a->set_indication("Metastatic colorectal cancer");
+          a->set_icd10("C18.9");
+          a->set_cancer(true);
+          a->set_marketed_dk(true);
+          a->set_medicinraadet_status(v1::MEDICINRAADET_STATUS_NOT_ASSESSED);
+          a->set_ema_status(v1::EMA_STATUS_ON_LABEL);
+          grpc::ClientContext ctx;
+          signer.Attach(ctx, principal, "/medkoord.intake.v1.Intake/SubmitApplication");
+          v1::Application out;
+          const auto t0 = Clock::now();
+          grpc::Status s = stub->SubmitApplication(&ctx, request, &out);
+          const auto t1 = Clock::now();
+          if (!s.ok()) {
+            ++errors;
+            continue;
+          }
+          latencies[c].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    std::vector<double> all;
+    for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
+    std::printf("RESULT submit clients=%d pool=%d seconds=%.1f ok=%zu errors=%lld throughput=%.0f/s p50=%.1fms "
+                "p99=%.1fms max=%.1fms\n",
+                clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
+                pct(0.5), pct(0.99), all.empty() ? 0.0 : all.back());
+  } else {
+    auto stub = v1::Intake::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    medkoord::Principal secretariat;
+    secretariat.set_id("bench-secretariat");
+    secretariat.add_roles(medkoord::common::v1::ROLE_FORUM_SECRETARIAT);
+    grpc::ClientContext ctx;
+    signer.Attach(ctx, secretariat, "/medkoord.intake.v1.Intake/ImportApplications", absl::Hours(2));
+    v1::ImportApplicationsResponse response;
+    const auto start = Clock::now();
+    auto writer = stub->ImportApplications(&ctx, &response);
+    constexpr size_t kChunk = 1 << 20;
+    std::string source;
+    int64_t bytes = 0;
+    v1::ImportApplicationsRequest request;
+    if (args.count("file")) {
+      std::ifstream in(args["file"], std::ios::binary);
+      std::string buffer(kChunk, '\0');
+      source = args["file"];
+      while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0) {
+        request.set_chunk(buffer.data(), in.gcount());
+        bytes += in.gcount();
+        if (!writer->Write(request)) break;
+      }
+    } else {
+      const int64_t rows = std::stoll(args["synthetic_rows"]);
+      source = absl::StrFormat("synthetic %d rows", rows);
+      SyntheticFile file(rows);
+      std::string chunk;
+      while (file.Next(chunk, kChunk)) {
+        bytes += chunk.size();
+        request.set_chunk(chunk);
+        if (!writer->Write(request)) break;
+      }
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!s.ok()) {
+      std::cerr << "import failed: " << s.error_message() << "\n";
+      return 1;
+    }
+    std::printf("RESULT import source=\"%s\" bytes=%lld rows=%lld stored=%lld rejected=%lld seconds=%.2f "
+                "rows_per_s=%.0f peak_rss_mib=%.1f\n",
+                source.c_str(), static_cast<long long>(bytes), static_cast<long long>(response.rows_read()),
+                static_cast<long long>(response.stored()), static_cast<long long>(response.rejected()), elapsed,
+                response.rows_read() / elapsed, PeakRssKiB() / 1024.0);
+  }
+  (*server)->Shutdown();
+  return 0;
+}
