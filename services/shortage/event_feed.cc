@@ -65,6 +65,11 @@ int64_t Subscription::cursor() const {
   return cursor_;
 }
 
+bool Subscription::AwaitClosing(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&closing_), timeout);
+}
+
 void Subscription::Start() {
   {
     absl::MutexLock lock(&mu_);
@@ -120,6 +125,7 @@ Subscription::Step Subscription::NextStep() {
           if (caught_up_sent_) {
             // A live subscriber whose next event left the ring: too slow.
             DroppedCounter().Inc();
+            closing_ = true;
             closed_ = true;
             step.kind = Step::kClose;
             step.status = absl::ResourceExhaustedError(

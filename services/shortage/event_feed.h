@@ -68,6 +68,8 @@ class Subscription : public std::enable_shared_from_this<Subscription> {
   void Cancel();
 
   int64_t cursor() const;
+  // Blocks until the subscription decided to end (tests); true if it did.
+  bool AwaitClosing(absl::Duration timeout) const;
 
  private:
   friend class EventHub;

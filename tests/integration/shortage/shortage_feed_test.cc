@@ -1,0 +1,342 @@
+// WatchShortages against a real PostgreSQL: commit-ordered, gap-free
+// sequences; resume after a disconnect; replay from the log; two replicas;
+// a slow subscriber dropped without stalling others; a PostgreSQL restart.
+
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/integration/shortage/shortage_test_env.h"
+
+namespace medkoord::shortage::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Watch {
+  std::unique_ptr<grpc::ClientContext> context;
+  std::unique_ptr<grpc::ClientReader<v1::WatchShortagesResponse>> reader;
+};
+
+Watch Open(Instance& instance, const Principal& principal, std::optional<int64_t> after) {
+  Watch w;
+  w.context = Signed(principal, "WatchShortages", absl::Seconds(60));
+  v1::WatchShortagesRequest request;
+  if (after) request.set_after_sequence(*after);
+  w.reader = instance.stub().WatchShortages(w.context.get(), request);
+  return w;
+}
+
+// Reads up to the CaughtUp marker, returning the events before it.
+std::vector<v1::ShortageEvent> ReadToCaughtUp(Watch& w, int64_t* head) {
+  std::vector<v1::ShortageEvent> events;
+  v1::WatchShortagesResponse response;
+  while (w.reader->Read(&response)) {
+    if (response.has_caught_up()) {
+      *head = response.caught_up().head_sequence();
+      return events;
+    }
+    events.push_back(response.event());
+  }
+  ADD_FAILURE() << "stream ended before CaughtUp: " << w.reader->Finish().error_message();
+  return events;
+}
+
+std::vector<int64_t> Sequences(const std::vector<v1::ShortageEvent>& events) {
+  std::vector<int64_t> out;
+  for (const auto& e : events) out.push_back(e.sequence());
+  return out;
+}
+
+std::vector<int64_t> Range(int64_t first, int64_t last) {
+  std::vector<int64_t> out;
+  for (int64_t s = first; s <= last; ++s) out.push_back(s);
+  return out;
+}
+
+std::string AnnounceVia(Instance& instance) {
+  auto context = Signed(TaskForce(), "AnnounceShortage");
+  v1::ShortageRecord s;
+  grpc::Status status = instance.stub().AnnounceShortage(context.get(), Peginterferon(), &s);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return s.name();
+}
+
+grpc::Status ReportVia(Instance& instance, const std::string& name, int64_t stock) {
+  auto context = Signed(TaskForce(), "ReportPosition");
+  v1::RegionalPosition p;
+  return instance.stub().ReportPosition(context.get(), Position(name, common::v1::REGION_SYDDANMARK, stock, 10, 40),
+                                        &p);
+}
+
+class ShortageFeedTest : public medkoord::testing::PostgresTest {
+ protected:
+  void SetUp() override {
+    PostgresTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto url = cluster().CreateDatabase("shortage_feed");
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+  }
+  void TearDown() override {
+    instances_.clear();
+    if (!url_.empty()) (void)cluster().DropDatabase(url_);
+  }
+
+  Instance& StartInstance(EventHub::Options feed = Instance::FastFeed()) {
+    instances_.push_back(Instance::Start(url_, clock_, feed));
+    return *instances_.back();
+  }
+
+  static std::string Announce(Instance& instance) { return AnnounceVia(instance); }
+  static grpc::Status Report(Instance& instance, const std::string& name, int64_t stock) {
+    return ReportVia(instance, name, stock);
+  }
+
+  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2024, 6, 1, 12, 0, 0), absl::UTCTimeZone())};
+  std::string url_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+};
+
+TEST_F(ShortageFeedTest, ResumeAfterDisconnectLosesNothingAndKeepsOrder) {
+  Instance& instance = StartInstance();
+  const std::string name = Announce(instance);
+  // CaughtUp reports what this replica has read; let it read the announcement.
+  ASSERT_TRUE(instance.hub().AwaitHead(1, absl::Seconds(30)));
+
+  Watch first = Open(instance, ForumMember(), 0);
+  int64_t head = -1;
+  std::vector<v1::ShortageEvent> events = ReadToCaughtUp(first, &head);
+  EXPECT_EQ(head, 1);
+  ASSERT_EQ(Sequences(events), Range(1, 1));
+  EXPECT_EQ(events[0].type(), v1::EVENT_TYPE_SHORTAGE_ANNOUNCED);
+  EXPECT_EQ(events[0].shortage_snapshot().drug().atc_code(), "L03AB11");
+
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Report(instance, name, 100 - i).ok());
+  ASSERT_TRUE(ReadEvents(*first.reader, 6, &events));
+  EXPECT_EQ(Sequences(events), Range(1, 6));
+  EXPECT_EQ(events[5].type(), v1::EVENT_TYPE_POSITION_REPORTED);
+  EXPECT_EQ(events[5].position().stock_packs(), 96);
+  first.context->TryCancel();
+  EXPECT_EQ(first.reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  // Changes while the client is away.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Report(instance, name, 50 - i).ok());
+  ASSERT_TRUE(instance.hub().AwaitHead(10, absl::Seconds(30)));
+
+  Watch second = Open(instance, ForumMember(), events.back().sequence());
+  std::vector<v1::ShortageEvent> missed = ReadToCaughtUp(second, &head);
+  EXPECT_EQ(Sequences(missed), Range(7, 10));
+  EXPECT_EQ(head, 10);
+  EXPECT_EQ(missed.back().position().stock_packs(), 47);
+  ASSERT_TRUE(Report(instance, name, 7).ok());
+  std::vector<v1::ShortageEvent> live;
+  ASSERT_TRUE(ReadEvents(*second.reader, 1, &live));
+  EXPECT_EQ(live[0].sequence(), 11);
+}
+
+TEST_F(ShortageFeedTest, ReplaysFromTheLogWhenTheRingNoLongerHoldsIt) {
+  EventHub::Options small = Instance::FastFeed();
+  small.ring_capacity = 4;
+  small.max_lag = 4;
+  small.replay_batch = 3;  // several pages
+  Instance& instance = StartInstance(small);
+  const std::string name = Announce(instance);
+  for (int i = 0; i < 11; ++i) ASSERT_TRUE(Report(instance, name, i).ok());
+  ASSERT_TRUE(instance.hub().AwaitHead(12, absl::Seconds(30)));
+
+  Watch w = Open(instance, TaskForce(), 0);
+  int64_t head = -1;
+  std::vector<v1::ShortageEvent> events = ReadToCaughtUp(w, &head);
+  EXPECT_EQ(Sequences(events), Range(1, 12));
+  EXPECT_EQ(head, 12);
+}
+
+TEST_F(ShortageFeedTest, FiltersAndRegionScope) {
+  Instance& instance = StartInstance();
+  const std::string name = Announce(instance);
+  ASSERT_TRUE(instance.hub().AwaitHead(1, absl::Seconds(30)));
+  Watch region = Open(instance, RegionCaller(common::v1::REGION_HOVEDSTADEN), std::nullopt);
+  int64_t head = -1;
+  ReadToCaughtUp(region, &head);
+  // Syddanmark's position is not Hovedstaden's business; the guidance is.
+  ASSERT_TRUE(Report(instance, name, 5).ok());
+  v1::PublishGuidanceRequest publish;
+  publish.set_parent(name);
+  publish.mutable_guidance()->set_summary("Prioritise pregnant patients");
+  auto context = Signed(TaskForce(), "PublishGuidance");
+  v1::Guidance guidance;
+  ASSERT_TRUE(instance.stub().PublishGuidance(context.get(), publish, &guidance).ok());
+  std::vector<v1::ShortageEvent> events;
+  ASSERT_TRUE(ReadEvents(*region.reader, 1, &events));
+  EXPECT_EQ(events[0].type(), v1::EVENT_TYPE_GUIDANCE_PUBLISHED);
+  EXPECT_EQ(events[0].sequence(), 3);
+  EXPECT_EQ(events[0].guidance().summary(), "Prioritise pregnant patients");
+
+  auto bad = Signed(ForumMember(), "WatchShortages");
+  v1::WatchShortagesRequest request;
+  request.set_after_sequence(-3);
+  request.set_atc_prefix("ZZ");
+  auto reader = instance.stub().WatchShortages(bad.get(), request);
+  v1::WatchShortagesResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(status), ::testing::UnorderedElementsAre("after_sequence", "atc_prefix"));
+}
+
+TEST_F(ShortageFeedTest, TwoReplicasOnOneDatabaseBothDeliverEveryEventInCommitOrder) {
+  Instance& a = StartInstance();
+  Instance& b = StartInstance();
+  Watch on_a = Open(a, TaskForce(), std::nullopt);
+  Watch on_b = Open(b, TaskForce(), std::nullopt);
+  int64_t head = -1;
+  ReadToCaughtUp(on_a, &head);
+  ReadToCaughtUp(on_b, &head);
+  EXPECT_EQ(head, 0);
+
+  const std::string name = Announce(a);
+  // Concurrent writers on both replicas: numbers must still come out gap-free
+  // and in commit order on every subscriber.
+  constexpr int kWriters = 6;
+  constexpr int kEach = 8;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      Instance& target = w % 2 == 0 ? a : b;
+      for (int i = 0; i < kEach; ++i) EXPECT_TRUE(Report(target, name, w * 100 + i).ok());
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  constexpr int kTotal = 1 + kWriters * kEach;
+  std::vector<v1::ShortageEvent> from_a;
+  std::vector<v1::ShortageEvent> from_b;
+  ASSERT_TRUE(ReadEvents(*on_a.reader, kTotal, &from_a));
+  ASSERT_TRUE(ReadEvents(*on_b.reader, kTotal, &from_b));
+  EXPECT_EQ(Sequences(from_a), Range(1, kTotal));
+  EXPECT_EQ(Sequences(from_b), Range(1, kTotal));
+  for (int i = 0; i < kTotal; ++i) {
+    EXPECT_EQ(from_a[i].SerializeAsString(), from_b[i].SerializeAsString()) << "event " << i + 1;
+  }
+  // Each writer's own reports appear in the order it made them.
+  std::map<int64_t, int64_t> last_stock_of_writer;
+  for (const auto& e : from_a) {
+    if (e.type() != v1::EVENT_TYPE_POSITION_REPORTED) continue;
+    const int64_t writer = e.position().stock_packs() / 100;
+    auto it = last_stock_of_writer.find(writer);
+    if (it != last_stock_of_writer.end()) EXPECT_GT(e.position().stock_packs(), it->second);
+    last_stock_of_writer[writer] = e.position().stock_packs();
+  }
+}
+
+// A sink that accepts one message and never finishes sending it: a client
+// that stopped reading.
+class StuckSink final : public FeedSink {
+ public:
+  void Send(const v1::WatchShortagesResponse*) override { ++sends; }
+  void Close(const absl::Status& status) override { closed = status; }
+  int sends = 0;
+  std::optional<absl::Status> closed;
+};
+
+TEST_F(ShortageFeedTest, SlowSubscriberIsDroppedAndDoesNotStallOthers) {
+  EventHub::Options feed = Instance::FastFeed();
+  feed.max_lag = 5;
+  feed.ring_capacity = 16;
+  Instance& instance = StartInstance(feed);
+  const std::string name = Announce(instance);
+  ASSERT_TRUE(instance.hub().AwaitHead(1, absl::Seconds(30)));
+
+  Watch healthy = Open(instance, TaskForce(), std::nullopt);
+  int64_t head = -1;
+  ReadToCaughtUp(healthy, &head);
+  StuckSink sink;
+  auto stuck = std::make_shared<Subscription>(instance.hub(), FeedFilter{}, head, &sink);
+  stuck->Start();
+  EXPECT_EQ(sink.sends, 1) << "the CaughtUp marker, never acknowledged";
+
+  // The healthy client reads each change before the next is made; the
+  // stuck one falls further behind with each.
+  std::vector<v1::ShortageEvent> events;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Report(instance, name, i).ok());
+    ASSERT_TRUE(ReadEvents(*healthy.reader, i + 1, &events)) << healthy.reader->Finish().error_message();
+  }
+  EXPECT_EQ(Sequences(events), Range(2, 11));
+
+  ASSERT_TRUE(stuck->AwaitClosing(absl::Seconds(30)));
+  EXPECT_FALSE(sink.closed.has_value()) << "never closed while a send is pending";
+  stuck->OnSendDone(true);
+  ASSERT_TRUE(sink.closed.has_value());
+  EXPECT_EQ(sink.closed->code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(sink.closed->message(), HasSubstr("resume with after_sequence=1"));
+  EXPECT_EQ(sink.sends, 1);
+
+  // The healthy subscriber keeps going.
+  ASSERT_TRUE(Report(instance, name, 99).ok());
+  ASSERT_TRUE(ReadEvents(*healthy.reader, 11, &events));
+  EXPECT_EQ(events.back().sequence(), 12);
+}
+
+class ShortageRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!medkoord::testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL is not installed";
+    auto cluster = medkoord::testing::PostgresCluster::StartPrivate();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
+    auto url = cluster_->CreateDatabase("shortage_restart");
+    ASSERT_TRUE(url.ok()) << url.status();
+    instance_ = Instance::Start(*url, clock_);
+  }
+  void TearDown() override {
+    instance_.reset();
+    cluster_.reset();
+  }
+
+  FakeClock clock_{absl::FromCivil(absl::CivilSecond(2024, 6, 1, 12, 0, 0), absl::UTCTimeZone())};
+  std::unique_ptr<medkoord::testing::PostgresCluster> cluster_;
+  std::unique_ptr<Instance> instance_;
+};
+
+TEST_F(ShortageRestartTest, PostgresRestartLosesNoEventForAResumingClient) {
+  const std::string name = AnnounceVia(*instance_);
+  ASSERT_TRUE(instance_->hub().AwaitHead(1, absl::Seconds(30)));
+  Watch resuming = Open(*instance_, TaskForce(), 0);
+  Watch staying = Open(*instance_, TaskForce(), 0);
+  int64_t head = -1;
+  ReadToCaughtUp(resuming, &head);
+  ReadToCaughtUp(staying, &head);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ReportVia(*instance_, name, i).ok());
+  std::vector<v1::ShortageEvent> before;
+  ASSERT_TRUE(ReadEvents(*resuming.reader, 3, &before));
+  EXPECT_EQ(Sequences(before), Range(2, 4));
+  resuming.context->TryCancel();
+  resuming.reader->Finish();
+
+  ASSERT_TRUE(cluster_->Restart().ok());
+
+  // The pool replaces broken connections; a write may need a second try.
+  for (int i = 0; i < 3; ++i) {
+    grpc::Status status;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      status = ReportVia(*instance_, name, 10 + i);
+      if (status.ok()) break;  // else a connection broken by the restart
+    }
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  Watch resumed = Open(*instance_, TaskForce(), before.back().sequence());
+  std::vector<v1::ShortageEvent> after;
+  ASSERT_TRUE(ReadEvents(*resumed.reader, 3, &after));
+  EXPECT_EQ(Sequences(after), Range(5, 7));
+  EXPECT_EQ(after.back().position().stock_packs(), 12);
+
+  // A stream that stayed open through the restart sees everything too.
+  std::vector<v1::ShortageEvent> kept;
+  ASSERT_TRUE(ReadEvents(*staying.reader, 6, &kept));
+  EXPECT_EQ(Sequences(kept), Range(2, 7));
+}
+
+}  // namespace
+}  // namespace medkoord::shortage::testing
