@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <regex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -204,7 +205,14 @@ std::optional<CohortRow> ValidateRecord(const CohortLayout& layout, const csv::R
       return std::nullopt;
     }
     std::optional<absl::CivilDay> day = ParseIsoDate(text);
-    if (!day) error(name, absl::StrCat("`", text, "` is not a date (YYYY-MM-DD)"));
+    if (!day) {
+      // The value is repeated only when it has a date's shape: a CPR number
+      // in the wrong column must not travel back in a reply.
+      static const std::regex kDateShape("^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$");
+      error(name, std::regex_match(text, kDateShape)
+                      ? absl::StrCat("`", text, "` is not a date (YYYY-MM-DD)")
+                      : std::string("not a date (YYYY-MM-DD)"));
+    }
     return day;
   };
   std::optional<absl::CivilDay> index = date(layout.index_date, kIndexDate, true);
@@ -233,6 +241,20 @@ std::optional<CohortRow> ValidateRecord(const CohortLayout& layout, const csv::R
     error(kProgressionDate, "after `death_date`");
   }
   if (layout.source >= 0) row.source = Field(record, layout.source);
+  row.covariates.reserve(layout.covariate_columns.size());
+  for (int column : layout.covariate_columns) row.covariates.push_back(Field(record, column));
+  // A CPR number is stored nowhere in clear: one outside patient_ref
+  // rejects the row.
+  auto no_cpr = [&](const std::string& value, const std::string& field) {
+    if (OnlyDigitsAndDashes(value) && IsValidCpr(value)) {
+      error(field, "looks like a CPR number; patient identifiers belong in `patient_ref` only");
+    }
+  };
+  no_cpr(row.arm, kArm);
+  no_cpr(row.source, kSource);
+  for (size_t i = 0; i < row.covariates.size(); ++i) {
+    no_cpr(row.covariates[i], layout.covariate_names[i]);
+  }
   if (errors.size() != errors_before) return std::nullopt;
 
   // Accepted; remarks for the data-quality report.
@@ -258,8 +280,6 @@ std::optional<CohortRow> ValidateRecord(const CohortLayout& layout, const csv::R
       if (day && *day > *data_cut) warn(name, "after the data cut");
     }
   }
-  row.covariates.reserve(layout.covariate_columns.size());
-  for (int column : layout.covariate_columns) row.covariates.push_back(Field(record, column));
   return row;
 }
 
@@ -295,6 +315,9 @@ absl::Status CohortUpload::Drain(std::vector<CohortRow>& batch) {
   std::vector<RowIssue> errors, warnings;
   while (reader_.Next(record)) {
     if (!has_header_) {
+      if (!record.error.empty()) {
+        return InvalidField("header", absl::StrCat("line ", record.line, ": ", record.error));
+      }
       ASSIGN_OR_RETURN(layout_, ParseHeader(record.fields));
       has_header_ = true;
       quality_.SetCovariates(layout_.covariate_names, layout_.source >= 0);

@@ -227,6 +227,32 @@ TEST(UploadTest, RemarksOnAcceptedRows) {
   EXPECT_EQ(up.report["by_source"][1]["patients"], 2);
 }
 
+TEST(UploadTest, NoCprNumberOutsidePatientRefAndNoneEchoed) {
+  Pseudonymiser p = MakePseudonymiser();
+  std::string csv =
+      "patient_ref,arm,index_date,death_date,progression_date,last_contact_date,note\n"
+      "P-1,010160-1234,2022-01-01,,,2023-01-01,x\n"   // CPR as arm
+      "P-2,a,2022-01-01,,,2023-01-01,0101601234\n"     // CPR as covariate
+      "P-3,a,010160-1234,,,2023-01-01,x\n"             // CPR as a date: not repeated
+      "P-4,a,2022-02-30,,,2023-01-01,x\n";             // a date's shape: repeated
+  Uploaded up = Upload(csv, 3, p);
+  EXPECT_EQ(up.accepted, 0);
+  EXPECT_THAT(Describe(up.errors), ElementsAre("2 arm", "3 note", "4 index_date", "5 index_date"));
+  for (const RowIssue& e : up.errors) {
+    EXPECT_THAT(e.reason, Not(HasSubstr("0101601234")));
+    EXPECT_THAT(e.reason, Not(HasSubstr("010160-1234")));
+  }
+  EXPECT_THAT(up.errors[3].reason, HasSubstr("`2022-02-30`"));
+}
+
+TEST(UploadTest, InvalidUtf8InTheHeaderIsRefused) {
+  CohortUpload upload(MakePseudonymiser(), std::nullopt);
+  std::vector<CohortRow> batch;
+  absl::Status s = upload.Feed("patient_ref,arm,\xff\n", batch);
+  if (s.ok()) s = upload.Finish(batch);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+}
+
 // Independent counts from the fixture, read naively (it has no quoting).
 struct Expected {
   std::map<std::string, int64_t> patients, deaths, progressions, pfs_events;
