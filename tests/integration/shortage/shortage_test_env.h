@@ -119,6 +119,7 @@ class Instance {
   }
 
   v1::Shortage::Stub& stub() { return *stub_; }
+  int port() const { return server_->port(); }
   EventHub& hub() { return *hub_; }
   db::Pool& pool() { return *pool_; }
 
