@@ -831,6 +831,73 @@ TEST_F(AssessmentServiceTest, ReportAsOfCountsLaterLiveDecisionsAsOpen) {
   (void)b;
 }
 
+// Another case set: three years, live decisions and withdrawals at known
+// times. The service's report (count cells + as_of corrections in SQL) must
+// equal the pure aggregation of the same cases for every as_of.
+TEST_F(AssessmentServiceTest, ReportEqualsPureAggregationOnAnotherCaseSet) {
+  std::vector<ReportCase> expected;
+  const std::vector<std::string> drugs = {"Dupilumab", "Mepolizumab", "Nivolumab", "dupilumab"};
+  const std::vector<std::string> indications = {"Atopic dermatitis", "Asthma", "Melanoma, metastatic"};
+  for (int i = 0; i < 48; ++i) {
+    const cv1::Region region = static_cast<cv1::Region>(1 + i % 5);
+    const absl::CivilDay submitted(2022 + i % 3, 1 + (i * 5) % 12, 1 + (i * 7) % 28);
+    const std::string ref = absl::StrCat("X-", i);
+    v1::ApplyIntakeEventRequest req;
+    req.set_event_id(absl::StrCat("x-", i));
+    v1::ApplicationSnapshot* s = req.mutable_application_submitted();
+    *s = Snapshot(ref, region);
+    *s->mutable_submitted_on() = Date(static_cast<int>(submitted.year()), submitted.month(), submitted.day());
+    s->set_drug_name(drugs[i % drugs.size()]);
+    s->set_indication(indications[i % indications.size()]);
+    s->set_cancer(i % 3 == 2);
+    s->set_marketed_dk(i % 4 != 0);
+    s->set_medicinraadet_status(static_cast<v1::MedicinraadetStatus>(1 + i % 4));
+    s->set_ema_status(static_cast<v1::EmaStatus>(1 + i % 3));
+    ASSERT_TRUE(Apply(req).ok());
+    ReportCase c;
+    c.region = region;
+    c.submitted_on = submitted;
+    c.drug_name = drugs[i % drugs.size()];
+    c.indication = indications[i % indications.size()];
+    c.cancer = i % 3 == 2;
+    c.marketed_dk = i % 4 != 0;
+    c.medicinraadet = 1 + i % 4;
+    c.ema = 1 + i % 3;
+    c.known_at = absl::InfiniteFuture();
+    expected.push_back(c);
+  }
+  // Decisions and withdrawals an hour apart, so as_of can fall between them.
+  std::vector<absl::Time> moments;
+  for (int i = 0; i < 48; i += 2) {
+    clock_.Advance(absl::Hours(1));
+    const cv1::Region region = static_cast<cv1::Region>(1 + i % 5);
+    const std::string ref = absl::StrCat("X-", i);
+    if (i % 10 == 4) {
+      ASSERT_TRUE(Withdraw(ref, region, absl::StrCat("wx-", i)).ok());  // recorded now (clock)
+      expected[i].outcome = 3;
+    } else {
+      const v1::Outcome outcome = static_cast<v1::Outcome>(1 + (i / 2) % 3);
+      ASSERT_TRUE(Decide(kSecretariat, Name(ref, region), outcome, nullptr, "reason").ok());
+      expected[i].outcome = outcome;
+    }
+    expected[i].known_at = clock_.Now();
+    moments.push_back(clock_.Now());
+  }
+  const std::vector<absl::Time> as_ofs = {moments.front() - absl::Minutes(1), moments[7] + absl::Minutes(1),
+                                          moments.back(), CphTime(2023, 6, 15, 12), CphTime(2022, 12, 31, 23)};
+  for (int year : {2022, 2023, 2024}) {
+    for (absl::Time as_of : as_ofs) {
+      absl::StatusOr<AnnualReport> want = BuildAnnualReport(AggregateCases(expected, year, as_of));
+      ASSERT_TRUE(want.ok());
+      v1::GetAnnualReportResponse got;
+      ASSERT_TRUE(Report(kSecretariat, year, as_of, &got).ok());
+      EXPECT_EQ(nlohmann::json::parse(got.json()), nlohmann::json::parse(RenderReportJson(*want)))
+          << "year " << year << " as_of " << absl::FormatTime(as_of);
+      EXPECT_EQ(got.csv(), RenderReportCsv(*want));
+    }
+  }
+}
+
 TEST_F(AssessmentServiceTest, OutboxDeliversDecisionsToIntakeAfterAnOutage) {
   const std::string n1 = Submit("O-1", cv1::REGION_SJAELLAND);
   const std::string n2 = Submit("O-2", cv1::REGION_SJAELLAND);
