@@ -25,7 +25,8 @@ summary=()
 for t in "${targets[@]}"; do
   bin=$(find "$build/tests/fuzz" -maxdepth 1 -type f -name "$t" -perm -u+x | head -1)
   if [[ -z "$bin" ]]; then
-    summary+=("$t: not built")
+    status=1
+    summary+=("$t: FAILED, not built with clang-14 (see build.sh's message)")
     continue
   fi
   work="$build/fuzz-corpus/$t"
