@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <unordered_set>
@@ -17,10 +18,9 @@ const double kTol = std::sqrt(std::numeric_limits<double>::epsilon());
 
 // R's approx(x, y, v, method="constant", f=1, rule=1) after NA pairs are
 // removed and x is ordered: the y of the right end of the interval holding v.
-std::optional<double> ApproxConstantRight(std::vector<std::pair<double, double>> pts, double v) {
+// `pts` must be ordered by x (see SortByX).
+std::optional<double> ApproxConstantRight(const std::vector<std::pair<double, double>>& pts, double v) {
   if (pts.empty()) return std::nullopt;
-  std::stable_sort(pts.begin(), pts.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
   const size_t n = pts.size();
   if (v < pts.front().first || v > pts.back().first) return std::nullopt;
   if (n == 1) return pts[0].second;
@@ -36,6 +36,14 @@ std::optional<double> ApproxConstantRight(std::vector<std::pair<double, double>>
   if (v == pts[j].first) return pts[j].second;
   if (v == pts[i].first) return pts[i].second;
   return pts[j].second;
+}
+
+void SortByX(std::vector<std::pair<double, double>>& pts) {
+  if (std::is_sorted(pts.begin(), pts.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; }))
+    return;
+  std::stable_sort(pts.begin(), pts.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
 }
 
 bool IsNonInteger(double w) { return w != std::floor(w); }
@@ -314,12 +322,36 @@ std::vector<uint32_t> TimeOrder(const std::vector<double>& time) {
       return order;
     }
   }
-  std::vector<std::pair<double, uint32_t>> key(time.size());
-  for (size_t i = 0; i < time.size(); ++i) key[i] = {time[i], static_cast<uint32_t>(i)};
-  std::sort(key.begin(), key.end());
-  std::vector<uint32_t> order(time.size());
-  for (size_t i = 0; i < key.size(); ++i) order[i] = key[i].second;
-  return order;
+  return RadixOrder(time);
+}
+
+std::vector<uint32_t> RadixOrder(const std::vector<double>& values) {
+  const size_t n = values.size();
+  std::vector<uint64_t> key(n), key2(n);
+  std::vector<uint32_t> idx(n), idx2(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double v = values[i] == 0 ? 0.0 : values[i];  // -0 sorts with +0
+    uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    key[i] = (bits >> 63) ? ~bits : (bits | (uint64_t{1} << 63));
+    idx[i] = static_cast<uint32_t>(i);
+  }
+  std::vector<uint32_t> count(65537);
+  for (int pass = 0; pass < 4; ++pass) {
+    const int shift = 16 * pass;
+    std::fill(count.begin(), count.end(), 0);
+    for (size_t i = 0; i < n; ++i) ++count[((key[i] >> shift) & 0xffff) + 1];
+    if (count[((key.empty() ? 0 : key[0]) >> shift & 0xffff) + 1] == n) continue;  // one bucket
+    for (size_t d = 1; d <= 65536; ++d) count[d] += count[d - 1];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t pos = count[(key[i] >> shift) & 0xffff]++;
+      key2[pos] = key[i];
+      idx2[pos] = idx[i];
+    }
+    key.swap(key2);
+    idx.swap(idx2);
+  }
+  return idx;
 }
 
 std::optional<double> TableMedian(const std::vector<double>& time,
@@ -382,6 +414,8 @@ std::vector<std::optional<double>> FindQuantiles(const std::vector<double>& time
     plus.emplace_back(*yd[i] + kTol, static_cast<double>(i));
     minus.emplace_back(*yd[i] - kTol, static_cast<double>(i));
   }
+  SortByX(plus);
+  SortByX(minus);
   for (size_t k = 0; k < probs.size(); ++k) {
     const double p = probs[k];
     auto i1 = ApproxConstantRight(plus, p);
@@ -425,6 +459,14 @@ absl::StatusOr<KmFit> FitKaplanMeier(const SurvivalData& data, const std::vector
   for (size_t k = 0; k < n; ++k) sorted_time[k] = data.time[order[k]];
   if (options.timefix) AeqSurvSorted(sorted_time);
   std::vector<std::vector<Obs>> per_group(ngroups);
+  {
+    std::vector<size_t> count(ngroups, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int g = group.empty() ? 0 : group[i];
+      if (g >= 0 && static_cast<size_t>(g) < ngroups) ++count[g];
+    }
+    for (size_t g = 0; g < ngroups; ++g) per_group[g].reserve(count[g]);
+  }
   for (size_t k = 0; k < n; ++k) {
     const size_t i = order[k];
     const int g = group.empty() ? 0 : group[i];

@@ -36,6 +36,9 @@ void AeqSurvSorted(std::vector<double>& sorted);
 // Subject indices in ascending time, ties in index order (stable), by one
 // sort of contiguous (time, index) pairs.
 std::vector<uint32_t> TimeOrder(const std::vector<double>& time);
+// Indices ordering finite values ascending, ties in index order: an LSD
+// radix sort on the order-preserving bit pattern (4 passes of 16 bits).
+std::vector<uint32_t> RadixOrder(const std::vector<double>& values);
 
 enum class ConfType { kLog, kLogLog, kPlain };
 enum class KmVariance { kDefault, kGreenwood, kRobust };
