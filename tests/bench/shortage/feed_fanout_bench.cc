@@ -26,6 +26,9 @@ namespace {
 struct Samples {
   absl::Mutex mu;
   std::vector<double> change_to_delivery_ms ABSL_GUARDED_BY(mu);
+  // (change number, arrival) of every position event, matched afterwards
+  // with the time the writer saw its commit acknowledged.
+  std::vector<std::pair<int64_t, absl::Time>> arrivals ABSL_GUARDED_BY(mu);
   std::atomic<int64_t> delivered{0};
   std::atomic<int> caught_up{0};
   std::atomic<int> ended{0};
@@ -50,6 +53,9 @@ class Subscriber final : public grpc::ClientReadReactor<v1::WatchShortagesRespon
       {
         absl::MutexLock lock(&samples_.mu);
         samples_.change_to_delivery_ms.push_back(absl::ToDoubleMilliseconds(now - changed));
+        if (response_.event().has_position()) {
+          samples_.arrivals.emplace_back(response_.event().position().stock_packs(), now);
+        }
       }
       samples_.delivered.fetch_add(1);
     }
@@ -117,6 +123,7 @@ int Run(int subscribers, int changes, int interval_ms) {
   v1::ShortageRecord shortage;
   if (!a->stub().AnnounceShortage(announce.get(), Peginterferon(), &shortage).ok()) return 1;
   int failed_writes = 0;
+  std::vector<absl::Time> acknowledged(changes, absl::InfiniteFuture());
   const absl::Time start = absl::Now();
   for (int i = 0; i < changes; ++i) {
     const absl::Time due = start + absl::Milliseconds(static_cast<int64_t>(interval_ms) * (i + 1));
@@ -126,9 +133,11 @@ int Run(int subscribers, int changes, int interval_ms) {
     v1::RegionalPosition p;
     if (!writer.stub()
              .ReportPosition(context.get(),
-                             Position(shortage.name(), common::v1::REGION_SYDDANMARK, 1000 - i % 1000, 25, 95), &p)
+                             Position(shortage.name(), common::v1::REGION_SYDDANMARK, i, 25, 95), &p)
              .ok()) {
       ++failed_writes;
+    } else {
+      acknowledged[i] = absl::Now();
     }
   }
   const int64_t expected = static_cast<int64_t>(subscribers) * (changes + 1);
@@ -136,10 +145,18 @@ int Run(int subscribers, int changes, int interval_ms) {
   while (samples.delivered.load() < expected && absl::Now() < drain_deadline) absl::SleepFor(absl::Milliseconds(20));
 
   std::vector<double> latencies;
+  std::vector<double> after_ack;  // negative: delivered before the writer heard back
   {
     absl::MutexLock lock(&samples.mu);
     latencies = samples.change_to_delivery_ms;
+    for (const auto& [change, arrived] : samples.arrivals) {
+      if (change >= 0 && change < changes && acknowledged[change] != absl::InfiniteFuture()) {
+        after_ack.push_back(absl::ToDoubleMilliseconds(arrived - acknowledged[change]));
+      }
+    }
   }
+  const double ack_p50 = Percentile(after_ack, 0.50);
+  const double ack_p99 = Percentile(after_ack, 0.99);
   const double p50 = Percentile(latencies, 0.50);
   const double p90 = Percentile(latencies, 0.90);
   const double p99 = Percentile(latencies, 0.99);
@@ -149,9 +166,9 @@ int Run(int subscribers, int changes, int interval_ms) {
   std::printf(
       "{\"subscribers\":%d,\"replicas\":2,\"changes\":%d,\"interval_ms\":%d,\"delivered\":%lld,"
       "\"expected\":%lld,\"failed_writes\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
-      "\"loadavg1\":%.1f}\n",
-      subscribers, changes + 1 - 1, interval_ms, static_cast<long long>(samples.delivered.load()),
-      static_cast<long long>(expected), failed_writes, p50, p90, p99, max, load[0]);
+      "\"ack_to_delivery_p50_ms\":%.2f,\"ack_to_delivery_p99_ms\":%.2f,\"loadavg1\":%.1f}\n",
+      subscribers, changes, interval_ms, static_cast<long long>(samples.delivered.load()),
+      static_cast<long long>(expected), failed_writes, p50, p90, p99, max, ack_p50, ack_p99, load[0]);
   for (auto& s : subs) s->Cancel();
   const absl::Time end_deadline = absl::Now() + absl::Seconds(30);
   while (samples.ended.load() < subscribers && absl::Now() < end_deadline) absl::SleepFor(absl::Milliseconds(20));

@@ -230,6 +230,31 @@ TEST_F(ShortageFeedTest, TwoReplicasOnOneDatabaseBothDeliverEveryEventInCommitOr
   }
 }
 
+TEST_F(ShortageFeedTest, ReplicaGoingAwayLosesNothingForAClientResumingOnAnother) {
+  auto doomed = Instance::Start(url_, clock_, Instance::FastFeed());
+  Instance& survivor = StartInstance();
+  const std::string name = Announce(survivor);
+  ASSERT_TRUE(doomed->hub().AwaitHead(1, absl::Seconds(30)));
+  Watch w = Open(*doomed, TaskForce(), 0);
+  int64_t head = -1;
+  std::vector<v1::ShortageEvent> events = ReadToCaughtUp(w, &head);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Report(survivor, name, i).ok());
+  ASSERT_TRUE(ReadEvents(*w.reader, 4, &events));
+
+  doomed.reset();  // the replica goes away; its streams end
+  v1::WatchShortagesResponse response;
+  while (w.reader->Read(&response)) {
+    if (response.has_event()) events.push_back(response.event());
+  }
+  const grpc::Status ended = w.reader->Finish();
+  EXPECT_FALSE(ended.ok());
+
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Report(survivor, name, 10 + i).ok());
+  Watch resumed = Open(survivor, TaskForce(), events.back().sequence());
+  ASSERT_TRUE(ReadEvents(*resumed.reader, 7, &events));
+  EXPECT_EQ(Sequences(events), Range(1, 7));
+}
+
 // A sink that accepts one message and never finishes sending it: a client
 // that stopped reading.
 class StuckSink final : public FeedSink {
