@@ -15,11 +15,15 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
 }
 
+void SetTime(google::protobuf::Timestamp* time, int64_t micros) {
+  time->set_seconds(micros / 1000000);
+  time->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+}
+
 void SetStamp(medkoord::common::v1::ChangeStamp* stamp, const std::string& principal,
               int64_t micros) {
   stamp->set_principal_id(principal);
-  stamp->mutable_time()->set_seconds(micros / 1000000);
-  stamp->mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  SetTime(stamp->mutable_time(), micros);
 }
 
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& m) {
@@ -494,9 +498,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, v1::CohortAccess>>> RwdStore::List
       if (int64_t analysis = row[5].as<int64_t>(); analysis > 0) {
         a.set_analysis(absl::StrCat("analyses/", analysis));
       }
-      int64_t micros = row[6].as<int64_t>();
-      a.mutable_time()->set_seconds(micros / 1000000);
-      a.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+      SetTime(a.mutable_time(), row[6].as<int64_t>());
       out.emplace_back(row[0].as<int64_t>(), std::move(a));
     }
     return absl::OkStatus();
