@@ -181,6 +181,9 @@ RawApplication ToRaw(const ApplicationRecord& r) {
   raw.medicinraadet_status = r.medicinraadet_status;
   raw.ema_status = r.ema_status;
   raw.outcome = r.outcome;
+  // The export format has no state: a withdrawal is a case closed without a
+  // final assessment, which is what `not_concluded` means (DOMAIN.md).
+  if (r.state == kStateWithdrawn && r.outcome.empty()) raw.outcome = "not_concluded";
   raw.decided_on = r.decided_on ? csv::FormatIsoDate(*r.decided_on) : "";
   raw.note = r.note;
   return raw;

@@ -109,7 +109,8 @@ struct ParsedApplication {
 };
 ParsedApplication ParseApplication(const RawApplication& raw, ParseMode mode, const csv::Date& today);
 
-// The export-format text of a record (the inverse of ParseApplication).
+// The export-format text of a record (the inverse of ParseApplication). A
+// withdrawn application shows as `not_concluded`.
 RawApplication ToRaw(const ApplicationRecord& record);
 
 bool IsValidCaseRef(std::string_view case_ref);

@@ -213,6 +213,26 @@ TEST_F(IntakeTest, WithdrawLifecycle) {
   EXPECT_TRUE(events[2].has_application_withdrawn());
   EXPECT_EQ(events[2].application_withdrawn().application(), open.name());
   EXPECT_EQ(events[2].application_withdrawn().withdrawn_on().day(), 7);
+
+  // The export shows the withdrawal as not concluded, the decision as decided,
+  // and reads back as the same cases.
+  grpc::Status es;
+  const std::string csv = Export({}, &es);
+  ASSERT_TRUE(es.ok()) << es.error_message();
+  EXPECT_NE(csv.find(open.case_ref() + ",syddanmark,2025-03-14,Trifluridine/tipiracil,L01BC59,"
+                                       "Metastatic colorectal cancer,C18.9,yes,yes,not_assessed,on_label,"
+                                       "not_concluded,\r\n"),
+            std::string::npos)
+      << csv;
+  EXPECT_NE(csv.find(decided.case_ref() + ",syddanmark,2025-03-14,Trifluridine/tipiracil,L01BC59,"
+                                          "Metastatic colorectal cancer,C18.9,yes,yes,not_assessed,on_label,"
+                                          "recommended,2025-04-01\r\n"),
+            std::string::npos)
+      << csv;
+  v1::ImportApplicationsResponse reimported;
+  ASSERT_TRUE(Import(csv, false, 64, &reimported).ok());
+  EXPECT_EQ(reimported.unchanged(), 2);
+  EXPECT_EQ(reimported.rejected(), 0) << reimported.DebugString();
 }
 
 TEST_F(IntakeTest, DecisionsAreIdempotentAndTheRegionSeesThem) {

@@ -95,6 +95,18 @@ TEST(ParseApplication, DecisionDateRules) {
   EXPECT_THAT(ParseApplication(r, ParseMode::kImport, kToday).violations, IsEmpty());
 }
 
+TEST(ToRaw, WithdrawnIsNotConcluded) {
+  ParsedApplication p = ParseApplication(Valid(), ParseMode::kSubmission, kToday);
+  ASSERT_THAT(p.violations, IsEmpty());
+  p.record.state = kStateWithdrawn;
+  EXPECT_EQ(ToRaw(p.record).outcome, "not_concluded");
+  EXPECT_EQ(ToRaw(p.record).decided_on, "");
+  // Parsed back as an import row it is a valid closed case.
+  RawApplication back = ToRaw(p.record);
+  back.case_ref = "A-1";
+  EXPECT_THAT(ParseApplication(back, ParseMode::kImport, kToday).violations, IsEmpty());
+}
+
 TEST(ParseApplication, TextBounds) {
   RawApplication r = Valid();
   r.drug_name = std::string(201, 'x');
