@@ -96,6 +96,10 @@ absl::Status CheckNamed(const ParsedName& name, const CaseRecord& c) {
   return absl::OkStatus();
 }
 
+// An ICD-10 code (including the letter-third codes such as "C7A.8" that the
+// Forum's data hold) or a prefix of one.
+bool IsIcd10Filter(const std::string& code) { return csv::IsIcd10Code(code) || csv::IsIcd10Prefix(code); }
+
 absl::Status RequireRoles(const Principal& p, std::initializer_list<Role> roles) {
   if (HasAnyRole(p, roles)) return absl::OkStatus();
   return absl::PermissionDeniedError("the caller's roles do not allow this method");
@@ -443,7 +447,7 @@ grpc::Status AssessmentService::ListCases(grpc::ServerContext* context, const v1
       v.Add("atc_code", "must be a WHO ATC code or group");
     }
     f.icd10_prefix = request->icd10();
-    if (!f.icd10_prefix.empty() && !csv::IsIcd10Prefix(f.icd10_prefix)) {
+    if (!f.icd10_prefix.empty() && !IsIcd10Filter(f.icd10_prefix)) {
       v.Add("icd10", "must be an ICD-10 code or prefix");
     }
     f.drug_name = request->drug_name();
@@ -594,7 +598,7 @@ grpc::Status AssessmentService::FindPrecedents(grpc::ServerContext* context,
       q.atc_prefix = request->atc_code();
       q.icd10_prefix = request->icd10();
       if (csv::AtcLevel(q.atc_prefix) == 0) v.Add("atc_code", "required: a WHO ATC code or group");
-      if (!q.icd10_prefix.empty() && !csv::IsIcd10Prefix(q.icd10_prefix)) {
+      if (!q.icd10_prefix.empty() && !IsIcd10Filter(q.icd10_prefix)) {
         v.Add("icd10", "must be an ICD-10 code or prefix");
       }
     }

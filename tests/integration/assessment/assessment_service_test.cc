@@ -600,6 +600,14 @@ TEST_F(AssessmentServiceTest, PrecedentsCountEveryRegionAndFlagDepartures) {
   EXPECT_NE(page2.precedents(0).case_name(), resp.precedents(0).case_name());
   EXPECT_TRUE(page2.next_page_token().empty());
 
+  // Letter-third ICD-10 codes (as in the Forum's data) are valid filters.
+  ImportDecided("P-7", cv1::REGION_SJAELLAND, v1::OUTCOME_RECOMMENDED, "L01XX41", "C7A.8");
+  v1::FindPrecedentsRequest c7a;
+  c7a.set_atc_code("L01XX41");
+  c7a.set_icd10("C7A");
+  ASSERT_TRUE(Precedents(kSecretariat, c7a, &resp).ok());
+  EXPECT_EQ(resp.national().recommended(), 1);
+
   v1::FindPrecedentsRequest bad;
   bad.set_atc_code("nonsense");
   EXPECT_EQ(Precedents(kSecretariat, bad, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
