@@ -20,10 +20,12 @@ int main(int argc, char** argv) {
          parts.services.push_back(std::make_unique<medkoord::intake::IntakeService>(*store, ctx.signer, ctx.clock));
          parts.services.push_back(
              std::make_unique<medkoord::intake::IntakeInternalService>(*store, ctx.signer, ctx.clock));
-         auto delivery = std::make_shared<medkoord::intake::AssessmentDelivery>(
-             medkoord::InternalChannel(assessment_addr), ctx.signer);
-         parts.background.push_back(std::make_unique<medkoord::intake::OutboxRelayTask>(
-             ctx.pool, delivery, medkoord::db::OutboxRelayOptions{.name = "intake-outbox"}));
+         if (!assessment_addr.empty()) {  // else start-up stops with the config error
+           auto delivery = std::make_shared<medkoord::intake::AssessmentDelivery>(
+               medkoord::InternalChannel(assessment_addr), ctx.signer);
+           parts.background.push_back(std::make_unique<medkoord::intake::OutboxRelayTask>(
+               ctx.pool, delivery, medkoord::db::OutboxRelayOptions{.name = "intake-outbox"}));
+         }
          parts.keep_alive.push_back(store);
          return parts;
        }});
