@@ -92,16 +92,23 @@ double CoxIterate(CoxWork& wk, bool efron, const std::vector<double>& beta) {
         }
       } else {
         const double wtave = deadwt / ndead;
+        // The log-likelihood and score follow coxfit6 operation by
+        // operation; the information (used for the step and the variance
+        // only) multiplies by reciprocals, the Efron loop being O(d p^2).
+        const double inv_ndead = 1.0 / ndead;
         for (int k = 0; k < ndead; ++k) {
           denom += denom2 / ndead;
           loglik -= wtave * std::log(denom);
+          const double w_over_denom = wtave / denom;
           for (int i = 0; i < nvar; ++i) {
             a[i] += a2[i] / ndead;
             const double temp2 = a[i] / denom;
             u[i] -= wtave * temp2;
+            double* __restrict ci = cmat + static_cast<size_t>(i) * nvar;
+            const double* __restrict c2 = cmat2 + static_cast<size_t>(i) * nvar;
             for (int j = 0; j <= i; ++j) {
-              cmat[i * nvar + j] += cmat2[i * nvar + j] / ndead;
-              imat[j * nvar + i] += wtave * (cmat[i * nvar + j] - temp2 * a[j]) / denom;
+              ci[j] += c2[j] * inv_ndead;
+              imat[j * nvar + i] += w_over_denom * (ci[j] - temp2 * a[j]);
             }
           }
         }
@@ -412,17 +419,6 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
   fit.ties = options.ties;
   fit.n = static_cast<int64_t>(n);
   double sumw = 0;
-  // Rows first (sequential reads), then one gather of whole rows into time
-  // order: one cache miss per subject instead of one per covariate.
-  {
-    std::vector<double> rows(n * nvar);
-    for (int j = 0; j < nvar; ++j) {
-      const double* col = design.x[j].data();
-      for (size_t i = 0; i < n; ++i) rows[i * nvar + j] = col[i];
-    }
-    for (size_t k = 0; k < n; ++k)
-      std::copy_n(&rows[static_cast<size_t>(order[k]) * nvar], nvar, &wk.x[k * nvar]);
-  }
   for (size_t k = 0; k < n; ++k) {
     const size_t i = order[k];
     wk.time[k] = data.time[i];
@@ -435,27 +431,33 @@ absl::StatusOr<CoxFit> FitCox(const SurvivalData& data, const CoxDesign& design,
     }
   }
   if (options.timefix) AeqSurvSorted(wk.time);
-  // Centre and scale, except columns with values only in {-1, 0, 1}
-  // (coxph's nocenter default).
+  // Centre at the weighted mean and scale by sum(w)/sum(w|x - mean|), except
+  // columns with values only in {-1, 0, 1} (coxph's nocenter default). Done
+  // on the contiguous columns, written into rows (sequential), then one
+  // gather of whole rows into time order.
   std::vector<double> means(nvar, 0), scale(nvar, 1);
-  for (int j = 0; j < nvar; ++j) {
-    bool zero_one = true;
-    for (size_t k = 0; k < n && zero_one; ++k) {
-      const double v = wk.x[k * nvar + j];
-      zero_one = v == -1 || v == 0 || v == 1;
+  {
+    std::vector<double> rows(n * nvar);
+    for (int j = 0; j < nvar; ++j) {
+      const double* col = design.x[j].data();
+      bool zero_one = true;
+      for (size_t i = 0; i < n && zero_one; ++i) zero_one = col[i] == -1 || col[i] == 0 || col[i] == 1;
+      if (zero_one) {
+        for (size_t i = 0; i < n; ++i) rows[i * nvar + j] = col[i];
+        continue;
+      }
+      double m = 0;
+      for (size_t i = 0; i < n; ++i) m += data.w(i) * col[i];
+      m /= sumw;
+      double sabs = 0;
+      for (size_t i = 0; i < n; ++i) sabs += data.w(i) * std::fabs(col[i] - m);
+      const double sc = sabs > 0 ? sumw / sabs : 1.0;
+      means[j] = m;
+      scale[j] = sc;
+      for (size_t i = 0; i < n; ++i) rows[i * nvar + j] = (col[i] - m) * sc;
     }
-    if (zero_one) continue;
-    double m = 0;
-    for (size_t k = 0; k < n; ++k) m += wk.w[k] * wk.x[k * nvar + j];
-    m /= sumw;
-    means[j] = m;
-    double s = 0;
-    for (size_t k = 0; k < n; ++k) {
-      wk.x[k * nvar + j] -= m;
-      s += wk.w[k] * std::fabs(wk.x[k * nvar + j]);
-    }
-    scale[j] = s > 0 ? sumw / s : 1.0;
-    for (size_t k = 0; k < n; ++k) wk.x[k * nvar + j] *= scale[j];
+    for (size_t k = 0; k < n; ++k)
+      std::copy_n(&rows[static_cast<size_t>(order[k]) * nvar], nvar, &wk.x[k * nvar]);
   }
   wk.u.assign(nvar, 0);
   wk.a.assign(nvar, 0);
