@@ -256,7 +256,7 @@ v1::Allocation AllocationFromRow(pqxx::work& tx, const pqxx::row& r) {
   a.set_source_note(r[5].as<std::string>());
   for (std::string& line : ParseJsonArray(r[6].as<std::string>())) a.add_reasoning(std::move(line));
   for (absl::string_view p : absl::StrSplit(r[7].as<std::string>(), ',', absl::SkipEmpty())) {
-    a.add_based_on_positions(ChildResourceName(shortage_id, "positions", p));
+    a.add_based_on_positions(ChildResourceName(shortage_id, "positions", std::string(p)));
   }
   a.set_amended(r[8].as<bool>());
   a.set_amendment_reason(r[9].as<std::string>());

@@ -71,7 +71,7 @@ int64_t DateOrdinal(const google::type::Date& date) {
   return absl::CivilDay(date.year(), date.month(), date.day()) - absl::CivilDay(1970, 1, 1);
 }
 
-bool IsValidShortageId(absl::string_view id) {
+bool IsValidShortageId(std::string_view id) {
   if (id.size() < 3 || id.size() > 63) return false;
   if (!absl::ascii_islower(id[0])) return false;
   for (char c : id) {
@@ -80,35 +80,40 @@ bool IsValidShortageId(absl::string_view id) {
   return true;
 }
 
-std::string ShortageName(absl::string_view shortage_id) { return absl::StrCat("shortages/", shortage_id); }
+std::string ShortageName(std::string_view shortage_id) {
+  return absl::StrCat("shortages/", std::string(shortage_id));
+}
 
-absl::StatusOr<std::string> ParseShortageName(absl::string_view name, absl::string_view field) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+absl::StatusOr<std::string> ParseShortageName(std::string_view name, std::string_view field) {
+  const std::string text(name);
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
   if (parts.size() != 2 || parts[0] != "shortages" || !IsValidShortageId(parts[1])) {
-    return InvalidField(std::string(field), absl::StrCat("\"", name, "\" is not shortages/{shortage_id}"));
+    return InvalidField(std::string(field), absl::StrCat("\"", text, "\" is not shortages/{shortage_id}"));
   }
-  return std::string(parts[1]);
+  return parts[1];
 }
 
-std::string ChildResourceName(absl::string_view shortage_id, absl::string_view collection, absl::string_view child) {
-  return absl::StrCat("shortages/", shortage_id, "/", collection, "/", child);
+std::string ChildResourceName(std::string_view shortage_id, std::string_view collection, std::string_view child) {
+  return absl::StrCat("shortages/", std::string(shortage_id), "/", std::string(collection), "/", std::string(child));
 }
 
-absl::StatusOr<ChildName> ParseChildName(absl::string_view name, absl::string_view collection,
-                                         absl::string_view field) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+absl::StatusOr<ChildName> ParseChildName(std::string_view name, std::string_view collection,
+                                         std::string_view field) {
+  const std::string text(name);
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
   if (parts.size() != 4 || parts[0] != "shortages" || !IsValidShortageId(parts[1]) || parts[2] != collection ||
       parts[3].empty()) {
-    return InvalidField(std::string(field),
-                        absl::StrCat("\"", name, "\" is not shortages/{shortage_id}/", collection, "/{id}"));
+    return InvalidField(std::string(field), absl::StrCat("\"", text, "\" is not shortages/{shortage_id}/",
+                                                         std::string(collection), "/{id}"));
   }
-  return ChildName{std::string(parts[1]), std::string(parts[3])};
+  return ChildName{parts[1], parts[3]};
 }
 
-absl::StatusOr<int64_t> ParseNumericId(absl::string_view child_id, absl::string_view field) {
+absl::StatusOr<int64_t> ParseNumericId(std::string_view child_id, std::string_view field) {
+  const std::string text(child_id);
   int64_t id = 0;
-  if (!absl::SimpleAtoi(child_id, &id) || id <= 0) {
-    return InvalidField(std::string(field), absl::StrCat("\"", child_id, "\" is not a valid id"));
+  if (!absl::SimpleAtoi(text, &id) || id <= 0) {
+    return InvalidField(std::string(field), absl::StrCat("\"", text, "\" is not a valid id"));
   }
   return id;
 }

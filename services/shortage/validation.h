@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -20,22 +22,22 @@ namespace medkoord::shortage {
 namespace v1 = ::medkoord::shortage::v1;
 
 // "shortages/{id}" -> id. INVALID_ARGUMENT naming `field` otherwise.
-absl::StatusOr<std::string> ParseShortageName(absl::string_view name, absl::string_view field);
-std::string ShortageName(absl::string_view shortage_id);
+absl::StatusOr<std::string> ParseShortageName(std::string_view name, std::string_view field);
+std::string ShortageName(std::string_view shortage_id);
 
 // "shortages/{id}/{collection}/{child}" -> {id, child}.
 struct ChildName {
   std::string shortage_id;
   std::string child_id;
 };
-absl::StatusOr<ChildName> ParseChildName(absl::string_view name, absl::string_view collection,
-                                         absl::string_view field);
-std::string ChildResourceName(absl::string_view shortage_id, absl::string_view collection, absl::string_view child);
+absl::StatusOr<ChildName> ParseChildName(std::string_view name, std::string_view collection,
+                                         std::string_view field);
+std::string ChildResourceName(std::string_view shortage_id, std::string_view collection, std::string_view child);
 // A numeric child id ("42") -> 42.
-absl::StatusOr<int64_t> ParseNumericId(absl::string_view child_id, absl::string_view field);
+absl::StatusOr<int64_t> ParseNumericId(std::string_view child_id, std::string_view field);
 
 // A client-chosen shortage id: [a-z][a-z0-9-]{2,62}.
-bool IsValidShortageId(absl::string_view id);
+bool IsValidShortageId(std::string_view id);
 
 absl::Status ValidateAnnounce(const v1::AnnounceShortageRequest& request);
 absl::Status ValidateUpdateShortage(const v1::UpdateShortageRequest& request);
