@@ -5,6 +5,7 @@
 // violation naming a field.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/time/time.h"
 #include "common/status.h"
@@ -48,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 9: Check<v1::ListShortagesRequest>(data, size, [](auto& r) { return s::ValidateListShortages(r); }); break;
     case 10: Check<v1::WatchShortagesRequest>(data, size, [](auto& r) { return s::ValidateWatch(r); }); break;
     default: {
-      std::string_view text(reinterpret_cast<const char*>(data), size);
+      // std::string converts to whichever string_view the helpers take.
+      const std::string text(reinterpret_cast<const char*>(data), size);
       (void)s::ParseShortageName(text, "name");
       (void)s::ParseChildName(text, "positions", "name");
       (void)s::IsValidShortageId(text);
