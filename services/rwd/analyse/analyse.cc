@@ -315,7 +315,21 @@ absl::StatusOr<Group> MakeGroup(const Table& t, const AnalysisSpec& spec, const 
     if (pos == g.levels.end())
       return absl::InvalidArgumentError(
           absl::StrCat("reference level '", it->second, "' not found in column ", spec.group));
-    g.reference = static_cast<size_t>(pos - g.levels.begin());
+    const int ref = static_cast<int>(pos - g.levels.begin());
+    if (g.numeric) {
+      // A numeric group keeps its numeric order; the reference only says
+      // who is untreated in the propensity model.
+      g.reference = static_cast<size_t>(ref);
+    } else {
+      // As R's relevel(): the reference becomes the first level, so curves
+      // and the survdiff groups come in R's order.
+      std::rotate(g.levels.begin(), pos, pos + 1);
+      for (int& idx : g.index) {
+        if (idx < 0) continue;
+        idx = idx == ref ? 0 : (idx < ref ? idx + 1 : idx);
+      }
+      g.reference = 0;
+    }
   }
   for (const auto& l : g.levels) g.labels.push_back(g.column + "=" + l);
   return g;

@@ -174,6 +174,30 @@ TEST(AnalyseCommand, PilotCohortMatchesR) {
   EXPECT_EQ(j["safety"]["by_group"]["arm=chemo"]["grade3_plus"], 44);
 }
 
+// A text group with a chosen reference (R's relevel) as factor covariate,
+// with a log term; numbers from R 4.2.2 / survival 3.5.3:
+// coxph(Surv(time, status) ~ relevel(celltype, "squamous") + log(karno)).
+TEST(AnalyseCommand, FactorWithReferenceMatchesR) {
+  if (!st::HaveSurvivalFixtures()) GTEST_SKIP() << "shared fixtures absent";
+  const CommandRun r = RunCommand({st::SurvivalFixture("veteran.csv"), "--time", "time", "--event", "status=1",
+                                   "--group", "celltype", "--covariates", "celltype,log(karno)",
+                                   "--reference", "celltype=squamous", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  const json& e = j["coxph"]["multi"]["efron"];
+  st::ExpectValue(e["terms"]["celltypeadeno"]["coef"], 1.03682803781337740, "adeno");
+  st::ExpectValue(e["terms"]["celltypelarge"]["coef"], 0.30419451462743735, "large");
+  st::ExpectValue(e["terms"]["celltypesmallcell"]["coef"], 0.80505758573990727, "smallcell");
+  st::ExpectValue(e["terms"]["log(karno)"]["coef"], -1.25463396346806277, "log(karno)");
+  EXPECT_EQ(e["iter"], 5);
+  st::ExpectValue(e["concordance"]["concordance"], 0.735858700590640624, "concordance");
+  st::ExpectValue(e["concordance"]["std"], 0.023326653125687043, "concordance std");
+  EXPECT_EQ(j["survdiff"]["groups"],
+            json({"celltype=squamous", "celltype=adeno", "celltype=large", "celltype=smallcell"}));
+  st::ExpectValue(j["survdiff"]["chisq"], 25.403700345785353, "survdiff chisq");
+  EXPECT_EQ(j["survdiff"]["df"], 3);
+}
+
 TEST(AnalyseCommand, ProgressionFreeSurvivalOnPilot2) {
   const std::string file = st::FixturesDir() + "/rwd_pilot2_cohort.csv";
   if (!std::filesystem::exists(file)) GTEST_SKIP() << "shared fixtures absent";
