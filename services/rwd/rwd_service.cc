@@ -296,6 +296,8 @@ absl::Status RwdService::Upload(grpc::ServerContext& context, const Principal& p
     RETURN_IF_ERROR(upload.Feed(message.chunk(), batch));
     RETURN_IF_ERROR(flush(false));
   } while (reader.Read(&message));
+  // A stream that ended because the client went away is not a whole file.
+  if (context.IsCancelled()) return absl::CancelledError("the client cancelled the upload");
   RETURN_IF_ERROR(upload.Finish(batch));
   RETURN_IF_ERROR(flush(true));
 
@@ -355,6 +357,7 @@ absl::Status RwdService::Upload(grpc::ServerContext& context, const Principal& p
   v1::Cohort* cohort = response.mutable_cohort();
   cohort->set_name(name);
   s.upload_response = response.SerializeAsString();
+  if (context.IsCancelled()) return absl::CancelledError("the client cancelled the upload");
   absl::Status committed = writer->Commit(s);
   if (absl::IsAlreadyExists(committed) && !message.request_id().empty()) {
     // A concurrent retry with the same request id won; answer as it did.

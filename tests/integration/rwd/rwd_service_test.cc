@@ -511,6 +511,24 @@ TEST_F(RwdTest, DeleteForGoodKeepsTheAccessLog) {
   EXPECT_EQ(page.entries(0).action(), v1::ACCESS_ACTION_UPLOAD);
 }
 
+TEST_F(RwdTest, ACancelledUploadStoresNothing) {
+  const std::string csv = ReadFixture("rwd_pilot1_cohort.csv");
+  grpc::ClientContext ctx;
+  signer_->Attach(ctx, Analyst(), FullMethodName(v1::Rwd::service_full_name(), "UploadCohort"));
+  v1::UploadCohortResponse response;
+  auto writer = stub_->UploadCohort(&ctx, &response);
+  v1::UploadCohortRequest first;
+  first.set_protocol("protocols/pilot-1-pembrolizumab-nsclc");
+  first.set_chunk(csv.substr(0, csv.size() / 2));
+  ASSERT_TRUE(writer->Write(first));
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // Shutdown waits for the handler, so whatever it would do is done.
+  server_->Shutdown();
+  EXPECT_EQ(Count("SELECT count(*) FROM cohorts"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM cohort_patients"), 0);
+}
+
 TEST_F(RwdTest, RolesAndSignaturesAreEnforced) {
   v1::UploadCohortResponse response;
   EXPECT_EQ(Upload(ReadFixture("rwd_cohort_bad_rows.csv"), 100, &response, false, "", Region()).error_code(),
