@@ -65,7 +65,11 @@ bool IsAtcSubstanceCode(std::string_view code) { return AtcLevel(code) == 5; }
 std::string AtcProblem(std::string_view code, bool allow_group) {
   const int level = AtcLevel(code);
   if (level == 5) return "";
-  const std::string quoted = "`" + std::string(code) + "`";
+  // Echo the value only when it is short plain ASCII: reasons end up in
+  // responses (protobuf strings must be UTF-8) and must stay small.
+  bool echo = code.size() <= 16;
+  for (char c : code) echo = echo && c >= 0x20 && c < 0x7f;
+  const std::string quoted = echo ? "`" + std::string(code) + "`" : std::string("the value");
   if (level == 0) {
     if (code.empty()) return "required";
     return quoted + " is not an ATC code (letter, 2 digits, 2 letters, 2 digits, e.g. L01BC59)";

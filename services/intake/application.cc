@@ -18,7 +18,16 @@ std::string List(const std::string_view (&allowed)[N]) {
   return Join(allowed, ", ");
 }
 
-std::string Quoted(std::string_view s) { return Cat("`", s, "`"); }
+// A value echoed in a reason, cut to 40 characters (at a character boundary)
+// so that a huge field does not make a huge error list.
+std::string Quoted(std::string_view s) {
+  constexpr size_t kMaxEcho = 40;
+  size_t chars = 0, end = 0;
+  for (; end < s.size(); ++end) {
+    if ((static_cast<unsigned char>(s[end]) & 0xC0) != 0x80 && ++chars > kMaxEcho) break;
+  }
+  return Cat("`", s.substr(0, end), end < s.size() ? "…" : "", "`");
+}
 
 bool HasControl(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });

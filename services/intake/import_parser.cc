@@ -51,7 +51,9 @@ void ApplicationCsvParser::Take(csv::Record& record) {
   const size_t expected = format_->column_count();
   std::string case_ref;
   for (size_t i = 0; i < expected && i < record.fields.size(); ++i) {
-    if (format_->column_name(i) == "case_ref") case_ref = record.fields[i];
+    // Echoed in the response only when it is one: a protobuf string must be
+    // valid UTF-8, and a garbage field is not worth repeating.
+    if (format_->column_name(i) == "case_ref" && IsValidCaseRef(record.fields[i])) case_ref = record.fields[i];
   }
   if (!record.error.empty()) {
     std::string column;

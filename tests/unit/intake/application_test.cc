@@ -107,6 +107,15 @@ TEST(ToRaw, WithdrawnIsNotConcluded) {
   EXPECT_THAT(ParseApplication(back, ParseMode::kImport, kToday).violations, IsEmpty());
 }
 
+TEST(ParseApplication, EchoedValuesAreShort) {
+  RawApplication r = Valid();
+  r.region = std::string(5000, 'x');
+  auto v = ParseApplication(r, ParseMode::kImport, kToday).violations;
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_LT(v[0].reason.size(), 200u);
+  EXPECT_EQ(v[0].reason.substr(0, 44), "`" + std::string(40, 'x') + "…");
+}
+
 TEST(ParseApplication, TextBounds) {
   RawApplication r = Valid();
   r.drug_name = std::string(201, 'x');
@@ -239,6 +248,21 @@ TEST(ApplicationCsvParser, BadEncodingNamesLineAndColumn) {
   EXPECT_EQ(parser.errors()[0].line, 2);
   EXPECT_EQ(parser.errors()[0].column, "drug_name");
   EXPECT_EQ(parser.errors()[0].reason, "not valid UTF-8");
+  EXPECT_EQ(parser.errors()[0].case_ref, "2024-0001");
+}
+
+// Found by the fuzzer: a broken case_ref must not be echoed (the response's
+// strings must be UTF-8).
+TEST(ApplicationCsvParser, BrokenCaseRefIsNotEchoed) {
+  std::string file;
+  ForumCsvFormat::AppendHeader(file, false);
+  file += "BAD-\xC3,syddanmark,2024-03-04,Drug,L01BC59,X,C18.9,yes,yes,not_assessed,on_label,,\n";
+  ApplicationCsvParser parser(kToday);
+  parser.Feed(file);
+  parser.Finish();
+  ASSERT_EQ(parser.errors().size(), 1u);
+  EXPECT_EQ(parser.errors()[0].column, "case_ref");
+  EXPECT_EQ(parser.errors()[0].case_ref, "");
 }
 
 }  // namespace

@@ -50,6 +50,8 @@ TEST(Atc, ProblemsSayWhy) {
   EXPECT_EQ(AtcProblem("L01E", true), "");
   EXPECT_EQ(AtcProblem("", false), "required");
   EXPECT_NE(AtcProblem("ABC", true), "");
+  EXPECT_EQ(AtcProblem(std::string(100, 'Q'), false),
+            "the value is not an ATC code (letter, 2 digits, 2 letters, 2 digits, e.g. L01BC59)");
 }
 
 TEST(Icd10, Shapes) {
