@@ -198,6 +198,57 @@ TEST(AnalyseCommand, FactorWithReferenceMatchesR) {
   EXPECT_EQ(j["survdiff"]["df"], 3);
 }
 
+// survival::colon, deaths only (etype == 2; tests/unit/survival/testdata):
+// a three-level factor with a chosen reference, NA rows in `nodes`, a log
+// term, heavy ties, curves whose upper band never reaches 0.5, and a
+// weighted model with two terms. Numbers from R 4.2.2 / survival 3.5.3.
+TEST(AnalyseCommand, ColonMatchesR) {
+  const CommandRun r = RunCommand({std::string(MEDKOORD_SURVIVAL_TESTDATA) + "/colon_death.csv", "--time", "time",
+                                   "--event", "status=1", "--group", "rx", "--covariates",
+                                   "rx,age,sex,nodes,log(age)", "--ps-covariates", "age,nodes", "--reference",
+                                   "rx=Obs", "--at-times", "365,1000,3000", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  const json& e = j["coxph"]["multi"]["efron"];
+  const std::vector<double> coef = {-0.070224599735455515, -0.39981733927092383, 0.040917117082275418,
+                                    -0.020916921433023806, 0.09152609475938854, -1.9181520426648659};
+  const std::vector<double> rse = {0.11334997032325717, 0.11987072216542262, 0.02623055343206222,
+                                   0.096430152445893313, 0.012220392889930962, 1.3861343499086294};
+  EXPECT_EQ(e["term_names"], json({"rxLev", "rxLev+5FU", "age", "sex", "nodes", "log(age)"}));
+  for (size_t k = 0; k < coef.size(); ++k) {
+    const std::string name = e["term_names"][k].get<std::string>();
+    st::ExpectValue(e["terms"][name]["coef"], coef[k], name + " coef");
+    st::ExpectValue(e["terms"][name]["robust_se"], rse[k], name + " robust se");
+  }
+  EXPECT_EQ(e["iter"], 5);
+  EXPECT_EQ(e["n"], 911);
+  st::ExpectValue(e["concordance"]["concordance"], 0.64305098115891712, "concordance");
+  st::ExpectValue(e["concordance"]["std"], 0.013540046931622238, "concordance std");
+  st::ExpectValue(e["robust_score_test"]["stat"], 85.792892796358956, "robust score");
+  st::ExpectValue(j["coxph"]["multi"]["breslow"]["terms"]["log(age)"]["coef"], -1.9165487504779712, "breslow");
+  const json& curves = j["km"]["by_group"]["curves"];
+  EXPECT_EQ(curves["rx=Obs"]["median"], 2083);
+  EXPECT_EQ(curves["rx=Obs"]["median_lcl"], 1656);
+  EXPECT_EQ(curves["rx=Obs"]["median_ucl"], 2789);
+  EXPECT_EQ(curves["rx=Lev"]["median_ucl"], nullptr);
+  EXPECT_EQ(curves["rx=Lev+5FU"]["median"], nullptr);
+  EXPECT_EQ(curves["rx=Lev+5FU"]["median_lcl"], 2725);
+  st::ExpectValue(curves["rx=Lev+5FU"]["rmean"], 2331.2056832615763, "rmean");
+  st::ExpectValue(curves["rx=Lev"]["se_rmean"], 74.790652152410914, "se rmean");
+  EXPECT_EQ(curves["rx=Lev"]["quantiles"]["upper"], json({909, nullptr, nullptr}));
+  EXPECT_EQ(curves["rx=Lev+5FU"]["quantiles"]["lower"], json({802, 2725, nullptr}));
+  EXPECT_EQ(j["km"]["by_group"]["at_times"]["n_event_cum_interval"], json({24, 79, 65, 29, 78, 54, 25, 52, 46}));
+  st::ExpectValue(j["km"]["by_group"]["at_times"]["surv"][5], 0.39248979848359694, "surv at 3000");
+  st::ExpectValue(j["survdiff_rho1"]["chisq"], 10.275750506025403, "Peto-Peto");
+  const json& w = j["weighted"];
+  st::ExpectValue(w["coxph"]["efron"]["terms"]["rxLev"]["coef"], -0.027530492314825527, "weighted rxLev");
+  st::ExpectValue(w["coxph"]["efron"]["terms"]["rxLev+5FU"]["robust_se"], 0.12049540481841052, "weighted se");
+  const json& wk = w["km_robust_default"]["curves"]["rx=Obs"];
+  EXPECT_EQ(wk["median"], 2085);
+  EXPECT_EQ(wk["median_lcl"], 1679);
+  st::ExpectValue(wk["std_err"][2], 0.0052428966060495755, "IJ se");
+}
+
 TEST(AnalyseCommand, ProgressionFreeSurvivalOnPilot2) {
   const std::string file = st::FixturesDir() + "/rwd_pilot2_cohort.csv";
   if (!std::filesystem::exists(file)) GTEST_SKIP() << "shared fixtures absent";
