@@ -86,7 +86,8 @@ std::string MaskCount(int64_t count, int threshold) {
 
 std::string KaplanMeierSvg(const OJson& result, int threshold) {
   const OJson* curves = Curves(result);
-  const double width = 720, plot_h = 360, left = 60, top = 20, right = 20;
+  // The left margin holds the arm labels of the numbers-at-risk table.
+  const double width = 760, plot_h = 360, left = 150, top = 20, right = 20;
   const double plot_w = width - left - right;
   int n_curves = curves ? static_cast<int>(curves->size()) : 0;
   const double table_h = 30 + 18.0 * n_curves;
