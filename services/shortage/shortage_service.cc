@@ -40,11 +40,6 @@ absl::StatusOr<int> RegionScope(const Principal& principal) {
   return static_cast<int>(principal.region());
 }
 
-template <typename T>
-void SetNextPageToken(const Page<T>& page, uint64_t filter_hash, std::string* token) {
-  if (!page.next_after.empty()) *token = EncodePageToken(page.next_after, filter_hash);
-}
-
 void SetCover(v1::WeeksOfCover* out, const Cover& cover) {
   if (cover.unbounded) {
     out->set_unbounded(true);
@@ -140,76 +135,104 @@ absl::StatusOr<Principal> ShortageService::Authorize(const grpc::ServerContextBa
   return principal;
 }
 
+grpc::Status ShortageService::Handle(const grpc::ServerContextBase& context, const char* method,
+                                     std::initializer_list<common::v1::Role> roles,
+                                     const std::function<absl::Status(const Principal&)>& body) const {
+  absl::StatusOr<Principal> principal = Authorize(context, method, roles);
+  if (!principal.ok()) return ToGrpcStatus(principal.status());
+  return ToGrpcStatus(body(*principal));
+}
+
+namespace {
+
+// The filters of a List request without its paging fields, hashed so that a
+// page token only works with the filters it was made for.
+template <typename Request>
+uint64_t FiltersHash(Request filters) {
+  filters.clear_page_size();
+  filters.clear_page_token();
+  return FilterHash(filters.SerializeAsString());
+}
+
+// One page of a List: parses the token, fetches, copies, sets the next token.
+template <typename T>
+absl::Status ListPage(uint64_t hash, int32_t page_size, const std::string& page_token,
+                      const std::function<absl::StatusOr<Page<T>>(const PageRequest&)>& fetch,
+                      google::protobuf::RepeatedPtrField<T>* out, std::string* next_page_token) {
+  ASSIGN_OR_RETURN(PageRequest page, ParsePageRequest(page_size, page_token, hash));
+  ASSIGN_OR_RETURN(Page<T> result, fetch(page));
+  for (T& item : result.items) *out->Add() = std::move(item);
+  if (!result.next_after.empty()) *next_page_token = EncodePageToken(result.next_after, hash);
+  return absl::OkStatus();
+}
+
+struct ChildId {
+  std::string shortage_id;
+  int64_t id = 0;
+};
+
+// "shortages/{id}/{collection}/{n}" with a numeric n.
+absl::StatusOr<ChildId> ParseNumericChild(const std::string& name, const char* collection, const char* field) {
+  ASSIGN_OR_RETURN(ChildName child, ParseChildName(name, collection, field));
+  ASSIGN_OR_RETURN(int64_t id, ParseNumericId(child.child_id, field));
+  return ChildId{child.shortage_id, id};
+}
+
+}  // namespace
+
 // ---- shortages ----------------------------------------------------------------------
 
 grpc::Status ShortageService::AnnounceShortage(grpc::ServerContext* context, const v1::AnnounceShortageRequest* request,
                                                v1::ShortageRecord* response) {
-  auto principal = Authorize(*context, "AnnounceShortage", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateAnnounce(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto stored = store_.Announce(*request, ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "AnnounceShortage", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateAnnounce(*request));
+    ASSIGN_OR_RETURN(*response, store_.Announce(*request, ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::GetShortage(grpc::ServerContext* context, const v1::GetShortageRequest* request,
                                           v1::ShortageRecord* response) {
-  auto principal = Authorize(*context, "GetShortage", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto id = ParseShortageName(request->name(), "name");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.GetShortage(*id);
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "GetShortage", READERS, [&](const Principal&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->name(), "name"));
+    ASSIGN_OR_RETURN(*response, store_.GetShortage(id));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListShortages(grpc::ServerContext* context, const v1::ListShortagesRequest* request,
                                             v1::ListShortagesResponse* response) {
-  auto principal = Authorize(*context, "ListShortages", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateListShortages(*request); !valid.ok()) return ToGrpcStatus(valid);
-  v1::ListShortagesRequest filters = *request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  const uint64_t hash = FilterHash(filters.SerializeAsString());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListShortages(*request, *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::ShortageRecord& s : result->items) *response->add_shortages() = std::move(s);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+  return Handle(*context, "ListShortages", READERS, [&](const Principal&) -> absl::Status {
+    RETURN_IF_ERROR(ValidateListShortages(*request));
+    return ListPage<v1::ShortageRecord>(
+        FiltersHash(*request), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListShortages(*request, page); },
+        response->mutable_shortages(), response->mutable_next_page_token());
+  });
 }
 
 grpc::Status ShortageService::UpdateShortage(grpc::ServerContext* context, const v1::UpdateShortageRequest* request,
                                              v1::ShortageRecord* response) {
-  auto principal = Authorize(*context, "UpdateShortage", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateUpdateShortage(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto id = ParseShortageName(request->shortage().name(), "shortage.name");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.UpdateShortage(*id, *request, ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "UpdateShortage", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateUpdateShortage(*request));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->shortage().name(), "shortage.name"));
+    ASSIGN_OR_RETURN(*response, store_.UpdateShortage(id, *request, ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::Transition(grpc::ServerContext* context, const char* method,
                                          const v1::TransitionShortageRequest& request, v1::ShortageStatus to,
                                          v1::ShortageRecord* response) {
-  auto principal = Authorize(*context, method, TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto id = ParseShortageName(request.name(), "name");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  if (request.reason().size() > 2000) return ToGrpcStatus(InvalidField("reason", "must be at most 2000 bytes"));
-  auto stored = store_.Transition(
-      *id, to, request.reason(), [to](v1::ShortageStatus from) { return CheckTransition(from, to); },
-      ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, method, TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request.name(), "name"));
+    if (request.reason().size() > 2000) return InvalidField("reason", "must be at most 2000 bytes");
+    ASSIGN_OR_RETURN(*response, store_.Transition(
+                                    id, to, request.reason(),
+                                    [to](v1::ShortageStatus from) { return CheckTransition(from, to); },
+                                    ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ActivateShortage(grpc::ServerContext* context,
@@ -234,95 +257,79 @@ grpc::Status ShortageService::CancelShortage(grpc::ServerContext* context,
 
 grpc::Status ShortageService::ReportPosition(grpc::ServerContext* context, const v1::ReportPositionRequest* request,
                                              v1::RegionalPosition* response) {
-  auto principal = Authorize(*context, "ReportPosition", {ROLE_TASK_FORCE, ROLE_REGION});
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto scope = RegionScope(*principal);
-  if (!scope.ok()) return ToGrpcStatus(scope.status());
-  if (absl::Status valid = ValidateReportPosition(*request, clock_.Now()); !valid.ok()) return ToGrpcStatus(valid);
-  if (*scope != 0 && request->position().region() != *scope) {
-    return ToGrpcStatus(absl::PermissionDeniedError(
-        absl::StrCat("a regional caller reports only its own region (", std::string(RegionSlug(principal->region())), ")")));
-  }
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.ReportPosition(*id, request->position(), request->request_id(), ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "ReportPosition", {ROLE_TASK_FORCE, ROLE_REGION}, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(int scope, RegionScope(principal));
+    RETURN_IF_ERROR(ValidateReportPosition(*request, clock_.Now()));
+    if (scope != 0 && request->position().region() != scope) {
+      return absl::PermissionDeniedError(absl::StrCat("a regional caller reports only its own region (",
+                                                      std::string(RegionSlug(principal.region())), ")"));
+    }
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    ASSIGN_OR_RETURN(*response, store_.ReportPosition(id, request->position(), request->request_id(),
+                                                      ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListPositions(grpc::ServerContext* context, const v1::ListPositionsRequest* request,
                                             v1::ListPositionsResponse* response) {
-  auto principal = Authorize(*context, "ListPositions", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto scope = RegionScope(*principal);
-  if (!scope.ok()) return ToGrpcStatus(scope.status());
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  int region = request->region();
-  if (region != 0 && (!common::v1::Region_IsValid(region))) {
-    return ToGrpcStatus(InvalidField("region", "is not a region"));
-  }
-  if (*scope != 0) {
-    if (region != 0 && region != *scope) {
-      return ToGrpcStatus(absl::PermissionDeniedError("a regional caller sees only its own region's positions"));
+  return Handle(*context, "ListPositions", READERS, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(int scope, RegionScope(principal));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    int region = request->region();
+    if (region != 0 && !common::v1::Region_IsValid(region)) return InvalidField("region", "is not a region");
+    if (scope != 0) {
+      if (region != 0 && region != scope) {
+        return absl::PermissionDeniedError("a regional caller sees only its own region's positions");
+      }
+      region = scope;
     }
-    region = *scope;
-  }
-  v1::ListPositionsRequest filters = *request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  filters.set_region(static_cast<Region>(region));
-  const uint64_t hash = FilterHash(filters.SerializeAsString());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListPositions(*id, region, request->current_only(), *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::RegionalPosition& p : result->items) *response->add_positions() = std::move(p);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+    v1::ListPositionsRequest filters = *request;
+    filters.set_region(static_cast<Region>(region));
+    return ListPage<v1::RegionalPosition>(
+        FiltersHash(filters), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListPositions(id, region, request->current_only(), page); },
+        response->mutable_positions(), response->mutable_next_page_token());
+  });
 }
 
 grpc::Status ShortageService::GetCoverage(grpc::ServerContext* context, const v1::GetCoverageRequest* request,
                                           v1::Coverage* response) {
-  auto principal = Authorize(*context, "GetCoverage", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto scope = RegionScope(*principal);
-  if (!scope.ok()) return ToGrpcStatus(scope.status());
-  auto id = ParseShortageName(request->name(), "name");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto positions = store_.CurrentPositions(*id);
-  if (!positions.ok()) return ToGrpcStatus(positions.status());
-  std::map<int, const v1::RegionalPosition*> by_region;
-  for (const v1::RegionalPosition& p : *positions) by_region[p.region()] = &p;
-  int64_t stock = 0;
-  int64_t millipacks = 0;
-  int64_t patients = 0;
-  response->set_shortage(request->name());
-  for (Region r : kRegions) {
-    auto it = by_region.find(r);
-    if (it == by_region.end()) {
-      response->add_missing_regions(r);
-    } else {
-      stock += it->second->stock_packs();
-      millipacks += ConsumptionToMillipacks(it->second->weekly_consumption_packs()).value_or(0);
-      patients += it->second->patients_on_treatment();
+  return Handle(*context, "GetCoverage", READERS, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(int scope, RegionScope(principal));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->name(), "name"));
+    ASSIGN_OR_RETURN(std::vector<v1::RegionalPosition> positions, store_.CurrentPositions(id));
+    std::map<int, const v1::RegionalPosition*> by_region;
+    for (const v1::RegionalPosition& p : positions) by_region[p.region()] = &p;
+    int64_t stock = 0;
+    int64_t millipacks = 0;
+    int64_t patients = 0;
+    response->set_shortage(request->name());
+    for (Region r : kRegions) {
+      auto it = by_region.find(r);
+      if (it == by_region.end()) {
+        response->add_missing_regions(r);
+      } else {
+        stock += it->second->stock_packs();
+        millipacks += ConsumptionToMillipacks(it->second->weekly_consumption_packs()).value_or(0);
+        patients += it->second->patients_on_treatment();
+      }
+      // A regional caller sees its own row and the national figures only.
+      if (scope != 0 && r != scope) continue;
+      v1::RegionCoverage* row = response->add_regions();
+      row->set_region(r);
+      if (it != by_region.end()) {
+        row->set_reported(true);
+        *row->mutable_position() = *it->second;
+        *row->mutable_weeks_of_cover() = it->second->weeks_of_cover();
+      }
     }
-    // A regional caller sees its own row and the national figures only.
-    if (*scope != 0 && r != *scope) continue;
-    v1::RegionCoverage* row = response->add_regions();
-    row->set_region(r);
-    if (it != by_region.end()) {
-      row->set_reported(true);
-      *row->mutable_position() = *it->second;
-      *row->mutable_weeks_of_cover() = it->second->weeks_of_cover();
-    }
-  }
-  response->set_national_stock_packs(stock);
-  response->set_national_weekly_consumption_packs(MillipacksToPacks(millipacks));
-  response->set_national_patients_on_treatment(patients);
-  SetCover(response->mutable_national_weeks_of_cover(), WeeksOfCover(stock, millipacks));
-  return grpc::Status::OK;
+    response->set_national_stock_packs(stock);
+    response->set_national_weekly_consumption_packs(MillipacksToPacks(millipacks));
+    response->set_national_patients_on_treatment(patients);
+    SetCover(response->mutable_national_weeks_of_cover(), WeeksOfCover(stock, millipacks));
+    return absl::OkStatus();
+  });
 }
 
 // ---- allocations ----------------------------------------------------------------------------
@@ -330,222 +337,172 @@ grpc::Status ShortageService::GetCoverage(grpc::ServerContext* context, const v1
 grpc::Status ShortageService::ProposeAllocation(grpc::ServerContext* context,
                                                 const v1::ProposeAllocationRequest* request,
                                                 v1::Allocation* response) {
-  auto principal = Authorize(*context, "ProposeAllocation", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateProposeAllocation(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.ProposeAllocation(
-      *id, *request, [request](const std::vector<v1::RegionalPosition>& positions) { return Plan(*request, positions); },
-      ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "ProposeAllocation", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateProposeAllocation(*request));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    ASSIGN_OR_RETURN(*response, store_.ProposeAllocation(
+                                    id, *request,
+                                    [request](const std::vector<v1::RegionalPosition>& positions) {
+                                      return Plan(*request, positions);
+                                    },
+                                    ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ApproveAllocation(grpc::ServerContext* context,
                                                 const v1::ApproveAllocationRequest* request,
                                                 v1::Allocation* response) {
-  auto principal = Authorize(*context, "ApproveAllocation", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto name = ParseChildName(request->name(), "allocations", "name");
-  if (!name.ok()) return ToGrpcStatus(name.status());
-  auto allocation_id = ParseNumericId(name->child_id, "name");
-  if (!allocation_id.ok()) return ToGrpcStatus(allocation_id.status());
-  auto stored = store_.ApproveAllocation(
-      name->shortage_id, *allocation_id, *request,
-      [request](int64_t quantity) { return ValidateAmendment(*request, quantity); }, ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "ApproveAllocation", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(ChildId allocation, ParseNumericChild(request->name(), "allocations", "name"));
+    ASSIGN_OR_RETURN(*response, store_.ApproveAllocation(
+                                    allocation.shortage_id, allocation.id, *request,
+                                    [request](int64_t quantity) { return ValidateAmendment(*request, quantity); },
+                                    ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::GetAllocation(grpc::ServerContext* context, const v1::GetAllocationRequest* request,
                                             v1::Allocation* response) {
-  auto principal = Authorize(*context, "GetAllocation", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto scope = RegionScope(*principal);
-  if (!scope.ok()) return ToGrpcStatus(scope.status());
-  auto name = ParseChildName(request->name(), "allocations", "name");
-  if (!name.ok()) return ToGrpcStatus(name.status());
-  auto allocation_id = ParseNumericId(name->child_id, "name");
-  if (!allocation_id.ok()) return ToGrpcStatus(allocation_id.status());
-  auto stored = store_.GetAllocation(name->shortage_id, *allocation_id);
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  if (*scope != 0 && stored->state() != v1::ALLOCATION_STATE_APPROVED) {
-    return ToGrpcStatus(absl::PermissionDeniedError("regions see approved allocations only"));
-  }
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "GetAllocation", READERS, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(int scope, RegionScope(principal));
+    ASSIGN_OR_RETURN(ChildId allocation, ParseNumericChild(request->name(), "allocations", "name"));
+    ASSIGN_OR_RETURN(v1::Allocation stored, store_.GetAllocation(allocation.shortage_id, allocation.id));
+    if (scope != 0 && stored.state() != v1::ALLOCATION_STATE_APPROVED) {
+      return absl::PermissionDeniedError("regions see approved allocations only");
+    }
+    *response = std::move(stored);
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListAllocations(grpc::ServerContext* context, const v1::ListAllocationsRequest* request,
                                               v1::ListAllocationsResponse* response) {
-  auto principal = Authorize(*context, "ListAllocations", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto scope = RegionScope(*principal);
-  if (!scope.ok()) return ToGrpcStatus(scope.status());
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  v1::AllocationState state = request->state();
-  if (!v1::AllocationState_IsValid(state)) return ToGrpcStatus(InvalidField("state", "is not an allocation state"));
-  if (*scope != 0) {
-    if (state == v1::ALLOCATION_STATE_PROPOSED) {
-      return ToGrpcStatus(absl::PermissionDeniedError("regions see approved allocations only"));
+  return Handle(*context, "ListAllocations", READERS, [&](const Principal& principal) -> absl::Status {
+    ASSIGN_OR_RETURN(int scope, RegionScope(principal));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    v1::AllocationState state = request->state();
+    if (!v1::AllocationState_IsValid(state)) return InvalidField("state", "is not an allocation state");
+    if (scope != 0) {
+      if (state == v1::ALLOCATION_STATE_PROPOSED) {
+        return absl::PermissionDeniedError("regions see approved allocations only");
+      }
+      state = v1::ALLOCATION_STATE_APPROVED;
     }
-    state = v1::ALLOCATION_STATE_APPROVED;
-  }
-  v1::ListAllocationsRequest filters = *request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  filters.set_state(state);
-  const uint64_t hash = FilterHash(filters.SerializeAsString());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListAllocations(*id, state, *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::Allocation& a : result->items) *response->add_allocations() = std::move(a);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+    v1::ListAllocationsRequest filters = *request;
+    filters.set_state(state);
+    return ListPage<v1::Allocation>(
+        FiltersHash(filters), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListAllocations(id, state, page); },
+        response->mutable_allocations(), response->mutable_next_page_token());
+  });
 }
 
 // ---- guidance ---------------------------------------------------------------------------------
 
 grpc::Status ShortageService::PublishGuidance(grpc::ServerContext* context, const v1::PublishGuidanceRequest* request,
                                               v1::Guidance* response) {
-  auto principal = Authorize(*context, "PublishGuidance", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidatePublishGuidance(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored =
-      store_.PublishGuidance(*id, request->guidance(), request->request_id(), ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "PublishGuidance", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidatePublishGuidance(*request));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    ASSIGN_OR_RETURN(*response, store_.PublishGuidance(id, request->guidance(), request->request_id(),
+                                                       ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::GetGuidance(grpc::ServerContext* context, const v1::GetGuidanceRequest* request,
                                           v1::Guidance* response) {
-  auto principal = Authorize(*context, "GetGuidance", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto name = ParseChildName(request->name(), "guidance", "name");
-  if (!name.ok()) return ToGrpcStatus(name.status());
-  int version = 0;
-  if (name->child_id != "latest") {
-    auto parsed = ParseNumericId(name->child_id, "name");
-    if (!parsed.ok() || *parsed > 1000000) return ToGrpcStatus(InvalidField("name", "version must be a number or latest"));
-    version = static_cast<int>(*parsed);
-  }
-  auto stored = store_.GetGuidance(name->shortage_id, version);
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "GetGuidance", READERS, [&](const Principal&) -> absl::Status {
+    ASSIGN_OR_RETURN(ChildName name, ParseChildName(request->name(), "guidance", "name"));
+    int version = 0;  // latest
+    if (name.child_id != "latest") {
+      absl::StatusOr<int64_t> parsed = ParseNumericId(name.child_id, "name");
+      if (!parsed.ok() || *parsed > 1000000) return InvalidField("name", "version must be a number or latest");
+      version = static_cast<int>(*parsed);
+    }
+    ASSIGN_OR_RETURN(*response, store_.GetGuidance(name.shortage_id, version));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListGuidance(grpc::ServerContext* context, const v1::ListGuidanceRequest* request,
                                            v1::ListGuidanceResponse* response) {
-  auto principal = Authorize(*context, "ListGuidance", READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  const uint64_t hash = FilterHash(request->parent());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListGuidance(*id, *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::Guidance& g : result->items) *response->add_guidance() = std::move(g);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+  return Handle(*context, "ListGuidance", READERS, [&](const Principal&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    return ListPage<v1::Guidance>(
+        FiltersHash(*request), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListGuidance(id, page); }, response->mutable_guidance(),
+        response->mutable_next_page_token());
+  });
 }
 
 // ---- meetings and actions -------------------------------------------------------------------------
 
 grpc::Status ShortageService::CreateMeeting(grpc::ServerContext* context, const v1::CreateMeetingRequest* request,
                                             v1::Meeting* response) {
-  auto principal = Authorize(*context, "CreateMeeting", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateCreateMeeting(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.CreateMeeting(*id, request->meeting(), request->request_id(), ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "CreateMeeting", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateCreateMeeting(*request));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    ASSIGN_OR_RETURN(*response, store_.CreateMeeting(id, request->meeting(), request->request_id(),
+                                                     ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListMeetings(grpc::ServerContext* context, const v1::ListMeetingsRequest* request,
                                            v1::ListMeetingsResponse* response) {
-  auto principal = Authorize(*context, "ListMeetings", FORUM_READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  const uint64_t hash = FilterHash(request->parent());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListMeetings(*id, *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::Meeting& m : result->items) *response->add_meetings() = std::move(m);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+  return Handle(*context, "ListMeetings", FORUM_READERS, [&](const Principal&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    return ListPage<v1::Meeting>(
+        FiltersHash(*request), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListMeetings(id, page); }, response->mutable_meetings(),
+        response->mutable_next_page_token());
+  });
 }
 
 grpc::Status ShortageService::CreateAction(grpc::ServerContext* context, const v1::CreateActionRequest* request,
                                            v1::Action* response) {
-  auto principal = Authorize(*context, "CreateAction", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateCreateAction(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  auto stored = store_.CreateAction(*id, request->action(), request->request_id(), ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "CreateAction", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateCreateAction(*request));
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    ASSIGN_OR_RETURN(*response, store_.CreateAction(id, request->action(), request->request_id(),
+                                                    ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::UpdateAction(grpc::ServerContext* context, const v1::UpdateActionRequest* request,
                                            v1::Action* response) {
-  auto principal = Authorize(*context, "UpdateAction", TASK_FORCE_ONLY);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status valid = ValidateUpdateAction(*request); !valid.ok()) return ToGrpcStatus(valid);
-  auto name = ParseChildName(request->action().name(), "actions", "action.name");
-  if (!name.ok()) return ToGrpcStatus(name.status());
-  auto action_id = ParseNumericId(name->child_id, "action.name");
-  if (!action_id.ok()) return ToGrpcStatus(action_id.status());
-  std::vector<std::string> paths(request->update_mask().paths().begin(), request->update_mask().paths().end());
-  auto stored =
-      store_.UpdateAction(name->shortage_id, *action_id, request->action(), paths, ActorOf(*principal, clock_));
-  if (!stored.ok()) return ToGrpcStatus(stored.status());
-  *response = *std::move(stored);
-  return grpc::Status::OK;
+  return Handle(*context, "UpdateAction", TASK_FORCE_ONLY, [&](const Principal& principal) -> absl::Status {
+    RETURN_IF_ERROR(ValidateUpdateAction(*request));
+    ASSIGN_OR_RETURN(ChildId action, ParseNumericChild(request->action().name(), "actions", "action.name"));
+    std::vector<std::string> paths(request->update_mask().paths().begin(), request->update_mask().paths().end());
+    ASSIGN_OR_RETURN(*response, store_.UpdateAction(action.shortage_id, action.id, request->action(), paths,
+                                                    ActorOf(principal, clock_)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ShortageService::ListActions(grpc::ServerContext* context, const v1::ListActionsRequest* request,
                                           v1::ListActionsResponse* response) {
-  auto principal = Authorize(*context, "ListActions", FORUM_READERS);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto id = ParseShortageName(request->parent(), "parent");
-  if (!id.ok()) return ToGrpcStatus(id.status());
-  FieldViolations v;
-  std::vector<int> statuses;
-  for (int i = 0; i < request->statuses_size(); ++i) {
-    if (request->statuses(i) == v1::ACTION_STATUS_UNSPECIFIED || !v1::ActionStatus_IsValid(request->statuses(i))) {
-      v.Add(absl::StrCat("statuses[", i, "]"), "is not an action status");
+  return Handle(*context, "ListActions", FORUM_READERS, [&](const Principal&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string id, ParseShortageName(request->parent(), "parent"));
+    FieldViolations v;
+    std::vector<int> statuses;
+    for (int i = 0; i < request->statuses_size(); ++i) {
+      if (request->statuses(i) == v1::ACTION_STATUS_UNSPECIFIED || !v1::ActionStatus_IsValid(request->statuses(i))) {
+        v.Add(absl::StrCat("statuses[", i, "]"), "is not an action status");
+      }
+      statuses.push_back(request->statuses(i));
     }
-    statuses.push_back(request->statuses(i));
-  }
-  if (!v.empty()) return ToGrpcStatus(v.ToStatus());
-  v1::ListActionsRequest filters = *request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  const uint64_t hash = FilterHash(filters.SerializeAsString());
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  auto result = store_.ListActions(*id, statuses, *page);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  for (v1::Action& a : result->items) *response->add_actions() = std::move(a);
-  SetNextPageToken(*result, hash, response->mutable_next_page_token());
-  return grpc::Status::OK;
+    RETURN_IF_ERROR(v.ToStatus());
+    return ListPage<v1::Action>(
+        FiltersHash(*request), request->page_size(), request->page_token(),
+        [&](const PageRequest& page) { return store_.ListActions(id, statuses, page); }, response->mutable_actions(),
+        response->mutable_next_page_token());
+  });
 }
 
 // ---- live feed ----------------------------------------------------------------------------------------

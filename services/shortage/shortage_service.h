@@ -5,6 +5,7 @@
 // ServerWriteReactor per stream, no thread per subscriber); the other
 // methods are synchronous.
 
+#include <functional>
 #include <memory>
 
 #include "common/clock.h"
@@ -75,6 +76,10 @@ class ShortageService final : public v1::Shortage::WithCallbackMethod_WatchShort
  private:
   absl::StatusOr<Principal> Authorize(const grpc::ServerContextBase& context, const char* method,
                                       std::initializer_list<common::v1::Role> roles) const;
+  // Verifies the principal and its roles, runs `body`, maps its status.
+  grpc::Status Handle(const grpc::ServerContextBase& context, const char* method,
+                      std::initializer_list<common::v1::Role> roles,
+                      const std::function<absl::Status(const Principal&)>& body) const;
   grpc::Status Transition(grpc::ServerContext* context, const char* method, const v1::TransitionShortageRequest& request,
                           v1::ShortageStatus to, v1::ShortageRecord* response);
 
