@@ -275,11 +275,17 @@ absl::Status RwdService::Upload(grpc::ServerContext& context, const Principal& p
 
   std::unique_ptr<RwdStore::CohortWriter> writer;
   if (!validate_only) {
-    ASSIGN_OR_RETURN(writer, store_.BeginCohort(*protocol_id, message.request_id(),
-                                                message.display_name(),
-                                                data_cut ? std::optional(FormatIsoDate(*data_cut))
-                                                         : std::nullopt,
-                                                principal.id(), clock_.Now()));
+    auto begun = store_.BeginCohort(
+        *protocol_id, message.request_id(), message.display_name(),
+        data_cut ? std::optional(FormatIsoDate(*data_cut)) : std::nullopt, principal.id(),
+        clock_.Now());
+    if (absl::IsAlreadyExists(begun.status()) && !message.request_id().empty()) {
+      // The same request id is being (or was just) uploaded by a retry that
+      // got there first: answer as it did.
+      ASSIGN_OR_RETURN(auto prior, store_.FindUpload(message.request_id()));
+      if (prior) return Replay(std::move(*prior), response);
+    }
+    ASSIGN_OR_RETURN(writer, std::move(begun));
   }
   CohortUpload upload(pseudonymiser_, data_cut, options_.upload);
   std::vector<CohortRow> batch;
