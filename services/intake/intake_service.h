@@ -45,7 +45,7 @@ class IntakeService final : public v1::Intake::Service {
                                   grpc::ServerWriter<v1::ExportApplicationsResponse>* writer) override;
 
   // Rows per import batch (one round of statements each).
-  static constexpr size_t kImportBatch = 1000;
+  static constexpr size_t kImportBatch = 5000;
   // Row errors kept in an import's response.
   static constexpr int kMaxImportErrors = 10000;
 
