@@ -40,14 +40,6 @@ absl::StatusOr<int> RegionScope(const Principal& principal) {
   return static_cast<int>(principal.region());
 }
 
-void SetCover(v1::WeeksOfCover* out, const Cover& cover) {
-  if (cover.unbounded) {
-    out->set_unbounded(true);
-  } else {
-    out->set_weeks(cover.weeks);
-  }
-}
-
 RegionInput InputOf(const v1::RegionalPosition& p, int64_t minimum) {
   return RegionInput{std::string(RegionSlug(p.region())), p.stock_packs(),
                      ConsumptionToMillipacks(p.weekly_consumption_packs()).value_or(0), p.patients_on_treatment(),
@@ -91,8 +83,8 @@ absl::StatusOr<v1::Allocation> Plan(const v1::ProposeAllocationRequest& request,
     line->set_weekly_consumption_packs(p.weekly_consumption_packs());
     line->set_patients_on_treatment(p.patients_on_treatment());
     line->set_minimum_packs(inputs[i].minimum_packs);
-    SetCover(line->mutable_weeks_of_cover_before(), plan.shares[i].cover_before);
-    SetCover(line->mutable_weeks_of_cover_after(), plan.shares[i].cover_after);
+    SetWeeksOfCover(line->mutable_weeks_of_cover_before(), plan.shares[i].cover_before);
+    SetWeeksOfCover(line->mutable_weeks_of_cover_after(), plan.shares[i].cover_after);
   }
   for (std::string& step : plan.reasoning) allocation.add_reasoning(std::move(step));
   return allocation;
@@ -327,7 +319,7 @@ grpc::Status ShortageService::GetCoverage(grpc::ServerContext* context, const v1
     response->set_national_stock_packs(stock);
     response->set_national_weekly_consumption_packs(MillipacksToPacks(millipacks));
     response->set_national_patients_on_treatment(patients);
-    SetCover(response->mutable_national_weeks_of_cover(), WeeksOfCover(stock, millipacks));
+    SetWeeksOfCover(response->mutable_national_weeks_of_cover(), WeeksOfCover(stock, millipacks));
     return absl::OkStatus();
   });
 }

@@ -228,21 +228,8 @@ v1::RegionalPosition PositionFromRow(const pqxx::row& r) {
   SetTimestamp(p.mutable_as_of(), r[6].as<int64_t>());
   p.set_notes(r[7].as<std::string>());
   SetStamp(p.mutable_reported(), r[8].as<std::string>(), r[9].as<int64_t>());
-  const Cover cover = WeeksOfCover(p.stock_packs(), millipacks);
-  if (cover.unbounded) {
-    p.mutable_weeks_of_cover()->set_unbounded(true);
-  } else {
-    p.mutable_weeks_of_cover()->set_weeks(cover.weeks);
-  }
+  SetWeeksOfCover(p.mutable_weeks_of_cover(), WeeksOfCover(p.stock_packs(), millipacks));
   return p;
-}
-
-void SetCover(v1::WeeksOfCover* out, const Cover& cover) {
-  if (cover.unbounded) {
-    out->set_unbounded(true);
-  } else {
-    out->set_weeks(cover.weeks);
-  }
 }
 
 v1::Allocation AllocationFromRow(pqxx::work& tx, const pqxx::row& r) {
@@ -274,8 +261,8 @@ v1::Allocation AllocationFromRow(pqxx::work& tx, const pqxx::row& r) {
     const int64_t millipacks = l[5].as<int64_t>();
     line->set_weekly_consumption_packs(MillipacksToPacks(millipacks));
     line->set_patients_on_treatment(l[6].as<int>());
-    SetCover(line->mutable_weeks_of_cover_before(), WeeksOfCover(line->stock_packs_before(), millipacks));
-    SetCover(line->mutable_weeks_of_cover_after(), WeeksOfCover(line->stock_packs_before() + line->packs(), millipacks));
+    SetWeeksOfCover(line->mutable_weeks_of_cover_before(), WeeksOfCover(line->stock_packs_before(), millipacks));
+    SetWeeksOfCover(line->mutable_weeks_of_cover_after(), WeeksOfCover(line->stock_packs_before() + line->packs(), millipacks));
   }
   return a;
 }
@@ -403,6 +390,14 @@ std::string After(const PageRequest& page, size_t i, const std::string& fallback
 }
 
 }  // namespace
+
+void SetWeeksOfCover(v1::WeeksOfCover* out, const Cover& cover) {
+  if (cover.unbounded) {
+    out->set_unbounded(true);
+  } else {
+    out->set_weeks(cover.weeks);
+  }
+}
 
 void ShortageStore::Prepare(pqxx::connection& connection) {
   for (const Statement& s : Statements()) connection.prepare(s.name, s.sql);

@@ -20,6 +20,7 @@
 #include "common/db/pool.h"
 #include "common/page_token.h"
 #include "medkoord/shortage/v1/shortage.pb.h"
+#include "services/shortage/allocation.h"
 
 namespace medkoord::shortage {
 
@@ -38,6 +39,9 @@ struct Page {
   std::vector<T> items;
   std::vector<std::string> next_after;  // keyset of the last item when there may be more
 };
+
+// Cover as the API shows it: weeks, or unbounded.
+void SetWeeksOfCover(v1::WeeksOfCover* out, const Cover& cover);
 
 // One row of the event log, with what the feed filters on.
 struct StoredEvent {
