@@ -341,6 +341,7 @@ bool EventHub::CatchUp() {
       return false;
     }
     std::vector<std::shared_ptr<Subscription>> subscribers;
+    size_t appended = 0;
     {
       absl::MutexLock lock(&mu_);
       for (FeedEvent& e : *events) {
@@ -350,13 +351,15 @@ bool EventHub::CatchUp() {
         head_ = e.key.sequence;
         ring_.push_back(std::move(e));
         while (ring_.size() > options_.ring_capacity) ring_.pop_front();
+        ++appended;
       }
       HeadGauge().Set(static_cast<double>(head_));
       subscribers.reserve(subscribers_.size());
       for (auto& [key, s] : subscribers_) subscribers.push_back(s);
     }
     for (auto& s : subscribers) s->Wake();
-    if (read < static_cast<size_t>(kCatchUpBatch)) return true;
+    // Stopped at a gap, or read everything: wait for the next wake-up.
+    if (appended < read || read < static_cast<size_t>(kCatchUpBatch)) return true;
   }
 }
 
