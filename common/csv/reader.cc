@@ -62,7 +62,6 @@ bool Reader::Next(Record& out) {
 }
 
 void Reader::Consume(std::string_view bytes) {
-  const char sep = options_.separator;
   for (size_t i = 0; i < bytes.size(); ++i) {
     if (failed_) return;
     const char c = bytes[i];
@@ -78,13 +77,8 @@ void Reader::Consume(std::string_view bytes) {
     switch (state_) {
       case State::kFieldStart:
       case State::kUnquoted:
-        if (c == sep) {
-          EndField();
-          state_ = State::kFieldStart;
-        } else if (c == '\n' || c == '\r') {
-          EndField();
-          EndRecord();
-          state_ = c == '\r' ? State::kAfterCr : State::kFieldStart;
+        if (EndsField(c)) {
+          // done
         } else if (c == '"' && state_ == State::kFieldStart) {
           field_quoted_ = true;
           state_ = State::kQuoted;
@@ -106,14 +100,7 @@ void Reader::Consume(std::string_view bytes) {
         if (c == '"') {
           field_.push_back('"');
           state_ = State::kQuoted;
-        } else if (c == sep) {
-          EndField();
-          state_ = State::kFieldStart;
-        } else if (c == '\n' || c == '\r') {
-          EndField();
-          EndRecord();
-          state_ = c == '\r' ? State::kAfterCr : State::kFieldStart;
-        } else {
+        } else if (!EndsField(c)) {
           SetRowError("text after the closing quote of a quoted field");
           field_.push_back(c);
           state_ = State::kUnquoted;
@@ -123,6 +110,21 @@ void Reader::Consume(std::string_view bytes) {
         break;  // handled above
     }
   }
+}
+
+bool Reader::EndsField(char c) {
+  if (c == options_.separator) {
+    EndField();
+    state_ = State::kFieldStart;
+    return true;
+  }
+  if (c == '\n' || c == '\r') {
+    EndField();
+    EndRecord();
+    state_ = c == '\r' ? State::kAfterCr : State::kFieldStart;
+    return true;
+  }
+  return false;
 }
 
 void Reader::EndField() {

@@ -72,6 +72,9 @@ class Reader {
   enum class State { kFieldStart, kUnquoted, kQuoted, kQuoteInQuoted, kAfterCr };
 
   void Consume(std::string_view bytes);
+  // Outside quotes: a separator or line break ends the field (and the
+  // record); true if `c` was one.
+  bool EndsField(char c);
   void EndField();
   void EndRecord();
   void SetRowError(std::string message);
