@@ -43,18 +43,27 @@ void OutboxRelay::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (thread_.joinable()) thread_.join();
   absl::MutexLock lock(&deliver_mu_);
-  lock_conn_.reset();  // ends the session: another relay may take over
+  if (lock_conn_ != nullptr && active_) {
+    // Unlock before closing: the server releases a closed session's locks
+    // only once its backend has exited, so a successor could still find the
+    // lock taken for a moment.
+    try {
+      pqxx::nontransaction n(*lock_conn_);
+      n.exec("SELECT pg_advisory_unlock_all()");
+    } catch (const std::exception&) {
+      // The session is gone, and its lock with it.
+    }
+  }
+  lock_conn_.reset();
   active_ = false;
 }
 
-bool OutboxRelay::EnsureActive() {
+absl::Status OutboxRelay::EnsureActive() {
   try {
     if (lock_conn_ == nullptr || !lock_conn_->is_open()) {
       lock_conn_.reset();
       active_ = false;
-      auto conn = pool_.Connect();
-      if (!conn.ok()) return false;
-      lock_conn_ = *std::move(conn);
+      ASSIGN_OR_RETURN(lock_conn_, pool_.Connect());
     }
     pqxx::nontransaction n(*lock_conn_);
     if (active_) {
@@ -62,23 +71,25 @@ bool OutboxRelay::EnsureActive() {
       // reconnected under us, so check that the session is still the one
       // that took the lock.
       int backend = n.exec("SELECT pg_backend_pid()")[0][0].as<int>();
-      if (backend == lock_backend_pid_) return true;
+      if (backend == lock_backend_pid_) return absl::OkStatus();
       log::Warn("outbox relay lost its lock (database session ended)", {{"relay", options_.name}});
       active_ = false;
     }
     pqxx::row row = n.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2)), pg_backend_pid()",
                                    kRelayLockClass, options_.name);
-    if (row[0].as<bool>()) {
-      lock_backend_pid_ = row[1].as<int>();
-      active_ = true;
-      log::Info("outbox relay active", {{"relay", options_.name}});
+    if (!row[0].as<bool>()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("outbox relay ", options_.name, ": another relay is active on this database"));
     }
-    return active_;
-  } catch (const std::exception& e) {
+    lock_backend_pid_ = row[1].as<int>();
+    active_ = true;
+    log::Info("outbox relay active", {{"relay", options_.name}});
+    return absl::OkStatus();
+  } catch (...) {
     if (active_) log::Warn("outbox relay lost its lock", {{"relay", options_.name}});
     lock_conn_.reset();
     active_ = false;
-    return false;
+    return StatusFromCurrentException();
   }
 }
 
@@ -159,11 +170,7 @@ absl::StatusOr<int> OutboxRelay::DeliverPendingLocked() {
 
 absl::StatusOr<int> OutboxRelay::DeliverPending() {
   absl::MutexLock lock(&deliver_mu_);
-  if (!EnsureActive()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("outbox relay ", options_.name, ": another relay is active on this database, "
-                                                     "or the database is unreachable"));
-  }
+  RETURN_IF_ERROR(EnsureActive());
   return DeliverPendingLocked();
 }
 
@@ -180,7 +187,7 @@ void OutboxRelay::Loop() {
     absl::Duration wait = options_.poll_interval;
     {
       absl::MutexLock lock(&deliver_mu_);
-      if (EnsureActive()) {
+      if (EnsureActive().ok()) {
         absl::StatusOr<int> delivered = DeliverPendingLocked();
         if (delivered.ok()) {
           backoff = options_.initial_backoff;

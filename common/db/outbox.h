@@ -76,8 +76,9 @@ class OutboxRelay {
  private:
   void Loop();
   // Takes (or checks it still holds) the advisory lock on its own
-  // connection; false while another relay is active.
-  bool EnsureActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
+  // connection: OK when active, FAILED_PRECONDITION while another relay is,
+  // UNAVAILABLE when the database cannot be reached.
+  absl::Status EnsureActive() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
   // One batch in id order; the count delivered, or the first failure.
   absl::StatusOr<int> DeliverBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
   absl::StatusOr<int> DeliverPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);

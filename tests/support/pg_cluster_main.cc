@@ -158,7 +158,10 @@ class Cluster {
   Cluster() : user_(ResolveUser()) {}
 
   void Create() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "medkoord-pg-XXXXXX").string();
+    // As root, TMPDIR may point somewhere the cluster user cannot reach.
+    std::filesystem::path base =
+        user_.switch_user ? std::filesystem::path("/tmp") : std::filesystem::temp_directory_path();
+    std::string tmpl = (base / "medkoord-pg-XXXXXX").string();
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (mkdtemp(buf.data()) == nullptr) Die("mkdtemp failed: " + std::string(strerror(errno)));
