@@ -32,6 +32,8 @@ struct Samples {
   std::atomic<int64_t> delivered{0};
   std::atomic<int> caught_up{0};
   std::atomic<int> ended{0};
+  // Deliveries whose sequence was not the previous one + 1 on that stream.
+  std::atomic<int64_t> out_of_order{0};
 };
 
 class Subscriber final : public grpc::ClientReadReactor<v1::WatchShortagesResponse> {
@@ -47,7 +49,10 @@ class Subscriber final : public grpc::ClientReadReactor<v1::WatchShortagesRespon
     const absl::Time now = absl::Now();
     if (response_.has_caught_up()) {
       samples_.caught_up.fetch_add(1);
+      last_sequence_ = response_.caught_up().head_sequence();
     } else {
+      if (response_.event().sequence() != last_sequence_ + 1) samples_.out_of_order.fetch_add(1);
+      last_sequence_ = response_.event().sequence();
       const auto& t = response_.event().changed().time();
       const absl::Time changed = absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
       {
@@ -74,6 +79,7 @@ class Subscriber final : public grpc::ClientReadReactor<v1::WatchShortagesRespon
   v1::WatchShortagesRequest request_;
   v1::WatchShortagesResponse response_;
   grpc::Status status_;
+  int64_t last_sequence_ = 0;
 };
 
 double Percentile(std::vector<double>& v, double p) {
@@ -165,15 +171,16 @@ int Run(int subscribers, int changes, int interval_ms) {
   if (getloadavg(load, 3) < 0) load[0] = -1;
   std::printf(
       "{\"subscribers\":%d,\"replicas\":2,\"changes\":%d,\"interval_ms\":%d,\"delivered\":%lld,"
-      "\"expected\":%lld,\"failed_writes\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+      "\"expected\":%lld,\"out_of_order\":%lld,\"failed_writes\":%d,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
       "\"ack_to_delivery_p50_ms\":%.2f,\"ack_to_delivery_p99_ms\":%.2f,\"loadavg1\":%.1f}\n",
       subscribers, changes, interval_ms, static_cast<long long>(samples.delivered.load()),
-      static_cast<long long>(expected), failed_writes, p50, p90, p99, max, ack_p50, ack_p99, load[0]);
+      static_cast<long long>(expected),
+      static_cast<long long>(samples.out_of_order.load()), failed_writes, p50, p90, p99, max, ack_p50, ack_p99, load[0]);
   for (auto& s : subs) s->Cancel();
   const absl::Time end_deadline = absl::Now() + absl::Seconds(30);
   while (samples.ended.load() < subscribers && absl::Now() < end_deadline) absl::SleepFor(absl::Milliseconds(20));
   subs.clear();
-  return samples.delivered.load() == expected ? 0 : 3;
+  return samples.delivered.load() == expected && samples.out_of_order.load() == 0 ? 0 : 3;
 }
 
 }  // namespace
