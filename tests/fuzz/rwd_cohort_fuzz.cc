@@ -43,30 +43,22 @@ Result Upload(const medkoord::rwd::Pseudonymiser& pseudonymiser, const std::vect
   medkoord::rwd::CohortUpload upload(pseudonymiser, absl::CivilDay(2026, 6, 30), limits);
   std::vector<medkoord::rwd::CohortRow> batch;
   Result out;
-  auto take = [&] {
+  // Hands the batch over and records a failure; false when the upload stopped.
+  auto settle = [&](const absl::Status& s) {
     for (const auto& row : batch) {
       out.rows.push_back(std::to_string(row.line) + "|" + row.patient_key + "|" + row.arm);
     }
     batch.clear();
-  };
-  for (std::string_view c : chunks) {
-    absl::Status s = upload.Feed(c, batch);
-    take();
     CheckStatusText(s);
-    if (!s.ok()) {
-      out.ok = false;
-      out.error = std::string(s.message());
-      return out;
-    }
-  }
-  absl::Status s = upload.Finish(batch);
-  take();
-  CheckStatusText(s);
-  if (!s.ok()) {
+    if (s.ok()) return true;
     out.ok = false;
     out.error = std::string(s.message());
-    return out;
+    return false;
+  };
+  for (std::string_view c : chunks) {
+    if (!settle(upload.Feed(c, batch))) return out;
   }
+  if (!settle(upload.Finish(batch))) return out;
   out.read = upload.rows_read();
   out.accepted = upload.rows_accepted();
   out.rejected = upload.rows_rejected();
