@@ -10,7 +10,7 @@ PACKAGES=(
   libpqxx-dev libabsl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-contrib
-  python3-grpcio python3-protobuf
+  python3 python3-grpcio python3-protobuf python3-yaml tzdata
   openssl
 )
 
