@@ -1,0 +1,31 @@
+#pragma once
+// Helpers shared by the end-to-end tests: generic calls by method name with
+// an empty or given request, and a snapshot of every service's stored rows.
+
+#include <map>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/time.h"
+
+namespace medkoord::e2e {
+
+struct CallResult {
+  grpc::Status status;
+  int messages = 0;
+};
+
+// Calls `method` (any kind of streaming) sending `request` once (none for a
+// client stream when empty), reading every response, within `timeout`
+// (InfiniteDuration: no deadline of the caller's own).
+CallResult CallGeneric(grpc::Channel& channel, const std::string& method, const std::string& key,
+                       const std::string& request, absl::Duration timeout, bool client_streaming);
+
+// Table -> row count, for every table of every given database.
+std::map<std::string, long> RowCounts(const std::map<std::string, std::string>& db_urls);
+
+// A plain HTTP GET on 127.0.0.1:port; returns status code and body.
+std::pair<int, std::string> HttpGet(int port, const std::string& path, const std::string& authorization);
+
+}  // namespace medkoord::e2e

@@ -1,0 +1,457 @@
+// medkoord end to end: the five processes with real PostgreSQL, driven
+// through the gateway by generic C++ calls, the CLI, HTTP and Python grpcio.
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/principal.h"
+#include "medkoord/assessment/v1/assessment.grpc.pb.h"
+#include "medkoord/gateway/v1/gateway.grpc.pb.h"
+#include "medkoord/intake/v1/intake.grpc.pb.h"
+#include "services/gateway/role_table.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/e2e/suite.h"
+#include "tests/support/postgres_cluster.h"
+
+namespace medkoord::e2e {
+namespace {
+
+using gateway::MethodRoute;
+using gateway::RoleTable;
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+namespace iv1 = medkoord::intake::v1;
+
+struct Caller {
+  std::string principal;
+  std::string roles;
+  std::string region;
+  Role role;
+  std::string key;
+};
+
+std::vector<Caller> Callers() {
+  return {{"e2e-region", "region", "syddanmark", medkoord::common::v1::ROLE_REGION, ""},
+          {"e2e-member", "forum_member", "", medkoord::common::v1::ROLE_FORUM_MEMBER, ""},
+          {"e2e-secretariat", "forum_secretariat", "", medkoord::common::v1::ROLE_FORUM_SECRETARIAT, ""},
+          {"e2e-taskforce", "task_force", "", medkoord::common::v1::ROLE_TASK_FORCE, ""},
+          {"e2e-analyst", "analyst", "", medkoord::common::v1::ROLE_ANALYST, ""},
+          {"e2e-admin", "admin", "", medkoord::common::v1::ROLE_ADMIN, ""},
+          {"e2e-service", "service", "", medkoord::common::v1::ROLE_SERVICE, ""}};
+}
+
+bool Allowed(const MethodRoute& r, Role role) {
+  return std::find(r.allowed_roles.begin(), r.allowed_roles.end(), role) != r.allowed_roles.end();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs a command; exit code and stdout.
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class GatewayE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL binaries not installed";
+  }
+
+  void StartSuite(SuiteOptions options = {}) {
+    // Free ports are picked before the processes bind them; on the rare
+    // clash with another program, start again on new ones.
+    auto suite = Suite::Start(options);
+    for (int attempt = 1; attempt < 4 && !suite.ok() && absl::StrContains(suite.status().message(), "listen");
+         ++attempt) {
+      suite = Suite::Start(options);
+    }
+    ASSERT_TRUE(suite.ok()) << suite.status();
+    suite_ = *std::move(suite);
+    channel_ = suite_->GatewayChannel();
+  }
+
+  std::string Key(const std::string& principal, const std::string& roles, const std::string& region = "") {
+    auto key = suite_->CreateKey(principal, roles, region);
+    EXPECT_TRUE(key.ok()) << key.status();
+    return key.ok() ? *key : "";
+  }
+
+  std::unique_ptr<Suite> suite_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+absl::Duration TimeoutFor(const MethodRoute& r) { return r.server_streaming ? absl::Milliseconds(800) : absl::Seconds(20); }
+
+TEST_F(GatewayE2ETest, EveryPublicMethodTimesEveryRole) {
+  StartSuite();
+  auto table = RoleTable::FromGeneratedPool();
+  ASSERT_TRUE(table.ok());
+  std::vector<Caller> callers = Callers();
+  for (auto& c : callers) c.key = Key(c.principal, c.roles, c.region);
+  const std::map<std::string, std::string> dbs = {{"intake", suite_->db_url("intake")},
+                                                  {"assessment", suite_->db_url("assessment")},
+                                                  {"shortage", suite_->db_url("shortage")},
+                                                  {"rwd", suite_->db_url("rwd")}};
+
+  // Denied calls first, so that a snapshot shows they changed nothing.
+  const auto before = RowCounts(dbs);
+  std::map<std::string, int> calls_by_principal;
+  int denied = 0;
+  for (const MethodRoute& r : table->routes()) {
+    // No credentials, and a key that does not exist.
+    for (const std::string key : {std::string(), std::string("mk_not-a-real-key")}) {
+      CallResult res = CallGeneric(*channel_, r.full_name, key, "", TimeoutFor(r), r.client_streaming);
+      EXPECT_EQ(res.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << r.full_name << " key=" << key;
+    }
+    for (const Caller& c : callers) {
+      if (Allowed(r, c.role)) continue;
+      CallResult res = CallGeneric(*channel_, r.full_name, c.key, "", TimeoutFor(r), r.client_streaming);
+      EXPECT_EQ(res.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << r.full_name << " as " << c.roles;
+      EXPECT_EQ(res.messages, 0) << r.full_name;
+      ++calls_by_principal[c.principal];
+      ++denied;
+    }
+  }
+  EXPECT_EQ(RowCounts(dbs), before) << "a denied call changed stored data";
+  EXPECT_GT(denied, 100);
+
+  // Allowed: whatever the service says about an empty request, it is the
+  // service answering (not the gateway refusing, not an unknown method).
+  for (const MethodRoute& r : table->routes()) {
+    for (const Caller& c : callers) {
+      if (!Allowed(r, c.role)) continue;
+      CallResult res = CallGeneric(*channel_, r.full_name, c.key, "", TimeoutFor(r), r.client_streaming);
+      ++calls_by_principal[c.principal];
+      EXPECT_NE(res.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << r.full_name << " as " << c.roles;
+      EXPECT_NE(res.status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << r.full_name << " as " << c.roles;
+      EXPECT_NE(res.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.full_name << " as " << c.roles;
+      EXPECT_THAT(res.status.error_message(), ::testing::Not(HasSubstr("may not call")))
+          << r.full_name << " as " << c.roles;
+    }
+  }
+
+  // `...Internal` services are not reachable, whoever asks.
+  for (const char* m : {"/medkoord.intake.v1.IntakeInternal/ApplyDecision",
+                        "/medkoord.assessment.v1.AssessmentInternal/ApplyIntakeEvent"}) {
+    for (const Caller& c : callers) {
+      CallResult res = CallGeneric(*channel_, m, c.key, "", absl::Seconds(10), false);
+      EXPECT_EQ(res.status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << m << " as " << c.roles;
+    }
+  }
+
+  // Every call of a principal is in the audit log, durable within a second.
+  const Caller& admin = callers[5];
+  auto stub = medkoord::gateway::v1::GatewayAdmin::NewStub(channel_);
+  for (const Caller& c : {callers[4], callers[0]}) {
+    int found = 0;
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < until) {
+      medkoord::gateway::v1::ListAuditRecordsRequest req;
+      req.set_principal_id(c.principal);
+      req.set_page_size(1000);
+      medkoord::gateway::v1::ListAuditRecordsResponse resp;
+      grpc::ClientContext ctx;
+      Authorize(ctx, admin.key);
+      ASSERT_TRUE(stub->ListAuditRecords(&ctx, req, &resp).ok());
+      found = resp.audit_records_size();
+      if (found >= calls_by_principal[c.principal]) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(found, calls_by_principal[c.principal]) << c.principal;
+  }
+}
+
+iv1::Application SyddanmarkCase(const std::string& case_ref) {
+  iv1::Application a;
+  a.set_case_ref(case_ref);
+  a.set_region(medkoord::common::v1::REGION_SYDDANMARK);
+  a.mutable_submitted_on()->set_year(2024);
+  a.mutable_submitted_on()->set_month(3);
+  a.mutable_submitted_on()->set_day(5);
+  a.set_drug_name("trifluridine/tipiracil");
+  a.set_atc_code("L01BC59");
+  a.set_indication("metastatic colorectal cancer");
+  a.set_icd10("C18.9");
+  a.set_cancer(true);
+  a.set_marketed_dk(true);
+  a.set_medicinraadet_status(iv1::MEDICINRAADET_STATUS_NOT_ASSESSED);
+  a.set_ema_status(iv1::EMA_STATUS_OFF_LABEL);
+  return a;
+}
+
+TEST_F(GatewayE2ETest, RegionalCallerCannotSeeOrChangeAnotherRegionsCases) {
+  StartSuite();
+  const std::string syd = Key("syddanmark-it", "region", "syddanmark");
+  const std::string midt = Key("midtjylland-it", "region", "midtjylland");
+  auto intake = iv1::Intake::NewStub(channel_);
+  iv1::SubmitApplicationRequest submit;
+  submit.set_request_id("e2e-1");
+  *submit.mutable_application() = SyddanmarkCase("E2E-0001");
+  iv1::Application created;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, syd);
+    grpc::Status s = intake->SubmitApplication(&ctx, submit, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  const auto before = RowCounts({{"intake", suite_->db_url("intake")}});
+
+  {  // read another region's case
+    iv1::GetApplicationRequest req;
+    req.set_name(created.name());
+    iv1::Application out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, midt);
+    EXPECT_THAT(intake->GetApplication(&ctx, req, &out).error_code(),
+                AnyOf(grpc::StatusCode::NOT_FOUND, grpc::StatusCode::PERMISSION_DENIED));
+  }
+  {  // withdraw it
+    iv1::WithdrawApplicationRequest req;
+    req.set_name(created.name());
+    iv1::Application out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, midt);
+    EXPECT_THAT(intake->WithdrawApplication(&ctx, req, &out).error_code(),
+                AnyOf(grpc::StatusCode::NOT_FOUND, grpc::StatusCode::PERMISSION_DENIED));
+  }
+  {  // submit in its name
+    iv1::SubmitApplicationRequest req = submit;
+    req.set_request_id("e2e-2");
+    req.mutable_application()->set_case_ref("E2E-0002");
+    iv1::Application out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, midt);
+    EXPECT_THAT(intake->SubmitApplication(&ctx, req, &out).error_code(),
+                AnyOf(grpc::StatusCode::PERMISSION_DENIED, grpc::StatusCode::INVALID_ARGUMENT));
+  }
+  {  // list its cases
+    iv1::ListApplicationsRequest req;
+    req.set_parent("regions/syddanmark");
+    iv1::ListApplicationsResponse out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, midt);
+    grpc::Status s = intake->ListApplications(&ctx, req, &out);
+    EXPECT_TRUE(!s.ok() || out.applications().empty());
+  }
+  {  // its case in assessment
+    medkoord::assessment::v1::GetCaseRequest req;
+    req.set_name("regions/syddanmark/cases/E2E-0001");
+    medkoord::assessment::v1::Case out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, midt);
+    auto assessment = medkoord::assessment::v1::Assessment::NewStub(channel_);
+    EXPECT_THAT(assessment->GetCase(&ctx, req, &out).error_code(),
+                AnyOf(grpc::StatusCode::NOT_FOUND, grpc::StatusCode::PERMISSION_DENIED));
+  }
+  EXPECT_EQ(RowCounts({{"intake", suite_->db_url("intake")}}), before);
+  {  // and the owner still sees it open
+    iv1::GetApplicationRequest req;
+    req.set_name(created.name());
+    iv1::Application out;
+    grpc::ClientContext ctx;
+    Authorize(ctx, syd);
+    ASSERT_TRUE(intake->GetApplication(&ctx, req, &out).ok());
+    EXPECT_EQ(out.state(), iv1::APPLICATION_STATE_OPEN);
+  }
+}
+
+TEST_F(GatewayE2ETest, ServicesRefuseCallsWithoutAValidSignedPrincipal) {
+  StartSuite();
+  auto forged = PrincipalSigner::Create(std::string(32, 'x'));
+  ASSERT_TRUE(forged.ok());
+  Principal secretariat;
+  secretariat.set_id("mallory");
+  secretariat.add_roles(medkoord::common::v1::ROLE_FORUM_SECRETARIAT);
+  auto real = PrincipalSigner::Create(suite_->principal_key());
+  ASSERT_TRUE(real.ok());
+  const std::string method = "/medkoord.intake.v1.Intake/ListApplications";
+  auto direct = grpc::CreateChannel(suite_->service_addr("intake"), grpc::InsecureChannelCredentials());
+  auto intake = iv1::Intake::NewStub(direct);
+  iv1::ListApplicationsRequest req;
+  iv1::ListApplicationsResponse resp;
+  {
+    grpc::ClientContext ctx;  // nothing at all
+    EXPECT_EQ(intake->ListApplications(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;  // signed with another key
+    forged->Attach(ctx, secretariat, method);
+    EXPECT_EQ(intake->ListApplications(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;  // signed for another method
+    real->Attach(ctx, secretariat, "/medkoord.intake.v1.Intake/GetApplication");
+    EXPECT_EQ(intake->ListApplications(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;  // expired
+    real->Attach(ctx, secretariat, method, absl::Seconds(-1));
+    EXPECT_EQ(intake->ListApplications(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;  // the real thing works
+    real->Attach(ctx, secretariat, method);
+    EXPECT_TRUE(intake->ListApplications(&ctx, req, &resp).ok());
+  }
+  {  // and a caller cannot smuggle a signed principal through the gateway
+    grpc::ClientContext ctx;
+    auto s = real->Sign(secretariat, method, absl::Seconds(60));
+    ctx.AddMetadata(kPrincipalMetadata, s.principal_bin);
+    ctx.AddMetadata(kSignatureMetadata, s.signature_bin);
+    auto via_gateway = iv1::Intake::NewStub(channel_);
+    EXPECT_EQ(via_gateway->ListApplications(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+}
+
+TEST_F(GatewayE2ETest, CliImportsAndReportsThroughTheGatewayAndTheHtmlPageShowsTheFigures) {
+  StartSuite();
+  const std::string key = Key("e2e-secretariat", "forum_secretariat");
+  const std::string cli = Suite::BinaryDir() + "/tools/medkoord/medkoord";
+  // From the suite's folder, so no .medkoord/local.env of a developer's suite applies.
+  const std::string env =
+      absl::StrCat("cd ", suite_->dir(), " && MEDKOORD_ADDR=", suite_->gateway_addr(), " MEDKOORD_API_KEY=", key, " ");
+  const std::string fixture = std::string(MEDKOORD_FIXTURES_DIR) + "/forum_cases_2024.csv";
+
+  auto [rc, out] = RunCommand(absl::StrCat(env, cli, " applications import ", fixture, " --json"));
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"stored\":\"541\""));
+
+  // Export streams the cases back (server streaming through the gateway).
+  auto [erc, csv] = RunCommand(absl::StrCat(env, cli, " applications export --year 2024"));
+  ASSERT_EQ(erc, 0);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 542);  // header + 541
+
+  // The report follows once assessment has the outbox events.
+  std::string json;
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < until) {
+    auto [jrc, j] = RunCommand(absl::StrCat(env, cli, " report annual --year 2024 --json"));
+    ASSERT_EQ(jrc, 0) << j;
+    json = j;
+    if (absl::StrContains(json, "541")) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT(json, HasSubstr("541"));
+  EXPECT_THAT(json, HasSubstr("371"));
+
+  // Exit codes: usage 2, denied 3.
+  EXPECT_EQ(RunCommand(absl::StrCat(env, cli, " report annual")).first, 2);
+  const std::string analyst_env =
+      absl::StrCat("cd ", suite_->dir(), " && MEDKOORD_ADDR=", suite_->gateway_addr(), " MEDKOORD_API_KEY=", Key("e2e-analyst", "analyst"), " ");
+  EXPECT_EQ(RunCommand(absl::StrCat(analyst_env, cli, " applications import ", fixture, " 2>/dev/null")).first, 3);
+  EXPECT_EQ(RunCommand(absl::StrCat("cd ", suite_->dir(), " && MEDKOORD_ADDR=", suite_->gateway_addr(), " MEDKOORD_API_KEY=bad ", cli,
+                             " report annual --year 2024 2>/dev/null")).first,
+            3);
+
+  // The HTML page for a person with a browser: Basic auth, key as password.
+  auto [code, html] = HttpGet(suite_->http_port(), "/reports/annual?year=2024",
+                              "Basic " + absl::Base64Escape("secretariat:" + key));
+  ASSERT_EQ(code, 200) << html;
+  for (int i = 1; i <= 7; ++i) EXPECT_THAT(html, HasSubstr(absl::StrCat("Figur ", i, ". "))) << i;
+  EXPECT_THAT(html, HasSubstr("<strong>541</strong>"));
+  EXPECT_THAT(html, HasSubstr("371 (69 %)"));
+  EXPECT_EQ(HttpGet(suite_->http_port(), "/reports/annual?year=2024", "").first, 401);
+  EXPECT_EQ(HttpGet(suite_->http_port(), "/reports/annual?year=2024",
+                    "Basic " + absl::Base64Escape("x:" + Key("e2e-taskforce", "task_force")))
+                .first,
+            403);
+  EXPECT_EQ(HttpGet(suite_->http_port(), "/healthz", "").first, 200);
+  EXPECT_THAT(HttpGet(suite_->http_port(), "/metrics", "").second, HasSubstr("medkoord_gateway_calls_total"));
+}
+
+TEST_F(GatewayE2ETest, PythonGrpcioClientActsAsARegionalItSystem) {
+  StartSuite();
+  const std::string key = Key("syddanmark-it", "region", "syddanmark");
+  const std::string command =
+      absl::StrCat("PYTHONPATH=", MEDKOORD_PYTHON_STUBS, " /usr/bin/python3 ", MEDKOORD_E2E_DIR,
+                   "/regional_client.py --addr ", suite_->gateway_addr(), " --key ", key, " 2>&1");
+  auto [rc, out] = RunCommand(command);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("ok"));
+}
+
+TEST_F(GatewayE2ETest, BackendDownIsUnavailableQuicklyAndDeadlinesAndRequestIdsPassThrough) {
+  StartSuite({.gateway_env = {{"MEDKOORD_DEFAULT_DEADLINE", "700ms"}}});
+  const std::string key = Key("e2e-taskforce", "task_force");
+  // A watch with no deadline of its own ends at the gateway's default one.
+  const absl::Time start = absl::Now();
+  CallResult watch = CallGeneric(*channel_, "/medkoord.shortage.v1.Shortage/WatchShortages", key, "",
+                                 absl::InfiniteDuration(), false);
+  EXPECT_EQ(watch.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+
+  // x-request-id comes back, generated when the caller sent none.
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, key);
+    ctx.AddMetadata("x-request-id", "e2e-req-42");
+    ctx.AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    auto stub = medkoord::gateway::v1::GatewayAdmin::NewStub(channel_);
+    medkoord::gateway::v1::ListApiKeysRequest req;
+    medkoord::gateway::v1::ListApiKeysResponse resp;
+    EXPECT_EQ(stub->ListApiKeys(&ctx, req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    auto md = ctx.GetServerInitialMetadata();
+    auto it = md.find("x-request-id");
+    ASSERT_NE(it, md.end());
+    EXPECT_EQ(std::string(it->second.data(), it->second.size()), "e2e-req-42");
+  }
+
+  suite_->Stop("shortage");
+  const absl::Time down = absl::Now();
+  CallResult res = CallGeneric(*channel_, "/medkoord.shortage.v1.Shortage/ListShortages", key, "", absl::Seconds(20), false);
+  EXPECT_EQ(res.status.error_code(), grpc::StatusCode::UNAVAILABLE) << res.status.error_message();
+  EXPECT_LT(absl::Now() - down, absl::Seconds(3));
+}
+
+TEST_F(GatewayE2ETest, TlsListenerServesWithItsCaAndRefusesPlaintext) {
+  StartSuite({.tls = true});
+  const std::string key = Key("e2e-admin", "admin");
+  auto stub = medkoord::gateway::v1::GatewayAdmin::NewStub(channel_);
+  medkoord::gateway::v1::ListApiKeysRequest req;
+  medkoord::gateway::v1::ListApiKeysResponse resp;
+  grpc::ClientContext ctx;
+  Authorize(ctx, key);
+  grpc::Status s = stub->ListApiKeys(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_GE(resp.api_keys_size(), 1);
+  for (const auto& k : resp.api_keys()) EXPECT_TRUE(k.key_prefix().rfind("mk_", 0) == 0);
+
+  auto plain = medkoord::gateway::v1::GatewayAdmin::NewStub(
+      grpc::CreateChannel(suite_->gateway_addr(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext pctx;
+  Authorize(pctx, key);
+  pctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  EXPECT_FALSE(plain->ListApiKeys(&pctx, req, &resp).ok());
+
+  // The CLI with --ca-file.
+  const std::string cli = Suite::BinaryDir() + "/tools/medkoord/medkoord";
+  auto [rc, out] = RunCommand(absl::StrCat("cd ", suite_->dir(), " && ", cli, " --addr ", suite_->gateway_addr(), " --api-key ", key, " --ca-file ",
+                                    suite_->ca_file(), " admin keys list --json"));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("e2e-admin"));
+}
+
+}  // namespace
+}  // namespace medkoord::e2e
