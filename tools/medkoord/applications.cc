@@ -55,6 +55,23 @@ void PrintApplication(const Application& a) {
   }
 }
 
+// The outcome of a call returning one application, for people or scripts.
+int Show(const Cli& cli, const grpc::Status& status, const Application& out) {
+  if (!status.ok()) return cli.Fail(status);
+  if (cli.json()) {
+    std::cout << Cli::ToJson(out, false) << std::endl;
+  } else {
+    PrintApplication(out);
+  }
+  return kOk;
+}
+
+std::string ParentOf(const Args& args) {
+  std::string parent = args.Get("parent");
+  if (parent.empty() && args.Has("region")) parent = absl::StrCat("regions/", args.Get("region"));
+  return parent.empty() ? "regions/-" : parent;
+}
+
 int Submit(Cli& cli) {
   SubmitApplicationRequest req;
   auto& args = cli.args();
@@ -69,21 +86,13 @@ int Submit(Cli& cli) {
   cli.Prepare(ctx);
   Application out;
   grpc::Status status = stub->SubmitApplication(&ctx, req, &out);
-  if (!status.ok()) return cli.Fail(status);
-  if (cli.json()) {
-    std::cout << Cli::ToJson(out, false) << std::endl;
-  } else {
-    PrintApplication(out);
-  }
-  return kOk;
+  return Show(cli, status, out);
 }
 
 int List(Cli& cli) {
   auto& args = cli.args();
   ListApplicationsRequest req;
-  std::string parent = args.Get("parent");
-  if (parent.empty() && args.Has("region")) parent = absl::StrCat("regions/", args.Get("region"));
-  req.set_parent(parent.empty() ? "regions/-" : parent);
+  req.set_parent(ParentOf(args));
   absl::Status s = SetFieldsFromFlags(args, &req, "",
                                       {"json", "timeout", "parent", "region", "all", "addr", "api-key", "ca-file"});
   if (!s.ok()) return cli.Usage(std::string(s.message()));
@@ -142,13 +151,7 @@ int GetOrWithdraw(Cli& cli, bool withdraw) {
     req.set_name(args.positional[2]);
     status = stub->GetApplication(&ctx, req, &out);
   }
-  if (!status.ok()) return cli.Fail(status);
-  if (cli.json()) {
-    std::cout << Cli::ToJson(out, false) << std::endl;
-  } else {
-    PrintApplication(out);
-  }
-  return kOk;
+  return Show(cli, status, out);
 }
 
 void Progress(int64_t sent, int64_t total, bool enabled) {
@@ -219,9 +222,7 @@ int Import(Cli& cli) {
 int Export(Cli& cli) {
   auto& args = cli.args();
   ExportApplicationsRequest req;
-  std::string parent = args.Get("parent");
-  if (parent.empty() && args.Has("region")) parent = absl::StrCat("regions/", args.Get("region"));
-  req.set_parent(parent.empty() ? "regions/-" : parent);
+  req.set_parent(ParentOf(args));
   if (args.Has("year")) {
     absl::Status s = SetField(&req, "year", args.Get("year"));
     if (!s.ok()) return cli.Usage(std::string(s.message()));
