@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/background_task.h"
 #include "common/db/pool.h"
 
 namespace medkoord::db {
@@ -51,17 +52,17 @@ struct OutboxRelayOptions {
   int batch_size = 100;
 };
 
-class OutboxRelay {
+class OutboxRelay final : public BackgroundTask {
  public:
   // `deliver` sends one event; OK marks it delivered, an error keeps it for a
   // retry (in order: nothing after it is delivered first).
   using Deliver = std::function<absl::Status(const OutboxEvent&)>;
 
   OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options = {});
-  ~OutboxRelay();  // stops
+  ~OutboxRelay() override;  // stops
 
-  void Start();
-  void Stop();
+  void Start() override;
+  void Stop() override;
 
   // Delivers what is pending now, on the caller's thread (tests, shutdown).
   // Returns the number delivered; stops at the first failure.

@@ -14,8 +14,8 @@ absl::StatusOr<ServiceParts> BuildAssessment(db::Pool& pool, const PrincipalSign
   parts.services.push_back(std::make_unique<AssessmentService>(*store, *feed, signer, clock));
   parts.services.push_back(std::make_unique<AssessmentInternalService>(*store, signer, clock));
   relay_options.name = "assessment_outbox";
-  parts.background.push_back(std::make_unique<RelayTask>(std::make_unique<db::OutboxRelay>(
-      pool, [delivery](const db::OutboxEvent& ev) { return (*delivery)(ev); }, relay_options)));
+  parts.background.push_back(std::make_unique<db::OutboxRelay>(
+      pool, [delivery](const db::OutboxEvent& ev) { return (*delivery)(ev); }, relay_options));
   parts.background.push_back(std::move(feed));
   parts.keep_alive.push_back(store);
   parts.keep_alive.push_back(delivery);

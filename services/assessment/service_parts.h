@@ -14,18 +14,6 @@
 
 namespace medkoord::assessment {
 
-// Runs a db::OutboxRelay as a BackgroundTask.
-class RelayTask final : public BackgroundTask {
- public:
-  explicit RelayTask(std::unique_ptr<db::OutboxRelay> relay) : relay_(std::move(relay)) {}
-  void Start() override { relay_->Start(); }
-  void Stop() override { relay_->Stop(); }
-  db::OutboxRelay& relay() { return *relay_; }
-
- private:
-  std::unique_ptr<db::OutboxRelay> relay_;
-};
-
 // Builds the store, the decision feed, both gRPC services and the relay that
 // delivers decisions to intake at `intake_addr`.
 absl::StatusOr<ServiceParts> BuildAssessment(db::Pool& pool, const PrincipalSigner& signer,

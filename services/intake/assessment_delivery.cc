@@ -45,9 +45,11 @@ absl::Status AssessmentDelivery::Deliver(const db::OutboxEvent& event) {
   }
 }
 
-OutboxRelayTask::OutboxRelayTask(db::Pool& pool, std::shared_ptr<AssessmentDelivery> delivery,
-                                 db::OutboxRelayOptions options)
-    : delivery_(std::move(delivery)),
-      relay_(pool, [d = delivery_.get()](const db::OutboxEvent& e) { return d->Deliver(e); }, std::move(options)) {}
+std::unique_ptr<db::OutboxRelay> MakeAssessmentRelay(db::Pool& pool, std::shared_ptr<AssessmentDelivery> delivery,
+                                                     db::OutboxRelayOptions options) {
+  return std::make_unique<db::OutboxRelay>(
+      pool, [delivery = std::move(delivery)](const db::OutboxEvent& e) { return delivery->Deliver(e); },
+      std::move(options));
+}
 
 }  // namespace medkoord::intake

@@ -29,18 +29,9 @@ class AssessmentDelivery {
   absl::Duration timeout_;
 };
 
-// The relay as a service background task.
-class OutboxRelayTask final : public BackgroundTask {
- public:
-  OutboxRelayTask(db::Pool& pool, std::shared_ptr<AssessmentDelivery> delivery,
-                  db::OutboxRelayOptions options = {});
-  void Start() override { relay_.Start(); }
-  void Stop() override { relay_.Stop(); }
-  db::OutboxRelay& relay() { return relay_; }
-
- private:
-  std::shared_ptr<AssessmentDelivery> delivery_;
-  db::OutboxRelay relay_;
-};
+// The outbox relay that delivers intake's events to assessment; it keeps
+// `delivery` alive.
+std::unique_ptr<db::OutboxRelay> MakeAssessmentRelay(db::Pool& pool, std::shared_ptr<AssessmentDelivery> delivery,
+                                                     db::OutboxRelayOptions options = {});
 
 }  // namespace medkoord::intake

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
          if (!assessment_addr.empty()) {  // else start-up stops with the config error
            auto delivery = std::make_shared<medkoord::intake::AssessmentDelivery>(
                medkoord::InternalChannel(assessment_addr), ctx.signer);
-           parts.background.push_back(std::make_unique<medkoord::intake::OutboxRelayTask>(
+           parts.background.push_back(medkoord::intake::MakeAssessmentRelay(
                ctx.pool, delivery, medkoord::db::OutboxRelayOptions{.name = "intake-outbox"}));
          }
          parts.keep_alive.push_back(store);

@@ -176,8 +176,8 @@ class AssessmentServiceTest : public PostgresTest {
     if (!parts.ok()) return nullptr;
     r->parts = std::move(*parts);
     for (auto& t : r->parts.background) {
-      if (auto* relay = dynamic_cast<RelayTask*>(t.get())) {
-        r->relay = &relay->relay();
+      if (auto* relay = dynamic_cast<db::OutboxRelay*>(t.get())) {
+        r->relay = relay;
         if (start_relay) relay->Start();
       } else {
         r->feed = dynamic_cast<DecisionFeed*>(t.get());
@@ -924,7 +924,7 @@ TEST_F(AssessmentServiceTest, OutboxDeliversDecisionsToIntakeAfterAnOutage) {
   intake_server_ = StartGrpc(intake_.get(), &port, intake_port_);
   ASSERT_EQ(port, intake_port_);
   for (auto& t : replica_->parts.background) {
-    if (dynamic_cast<RelayTask*>(t.get()) != nullptr) t->Start();
+    if (dynamic_cast<db::OutboxRelay*>(t.get()) != nullptr) t->Start();
   }
   ASSERT_TRUE(intake_->WaitFor(2, absl::Seconds(60)));
   const std::vector<intake::ApplyDecisionRequest> got = intake_->received();

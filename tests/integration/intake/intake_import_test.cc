@@ -52,7 +52,7 @@ TEST_F(IntakeTest, ImportsTheForumFixtureAndReimportsNothing) {
   EXPECT_EQ(ListAll(Member(), {}, 1000).size(), 541u);
 
   // One event per stored case, the decided ones registering as decided.
-  ASSERT_EQ(*relay_->relay().DeliverPending(), 541);
+  ASSERT_EQ(*relay_->DeliverPending(), 541);
   auto events = assessment_->events();
   ASSERT_EQ(events.size(), 541u);
   EXPECT_TRUE(events[2].has_application_imported());
@@ -92,7 +92,7 @@ TEST_F(IntakeTest, BadRowsAreReportedWithLineColumnAndReason) {
   v1::Application first;
   ASSERT_TRUE(stub_->GetApplication(Ctx(Secretariat(), "GetApplication").get(), get, &first).ok());
   EXPECT_EQ(first.submitted_on().month(), 3);  // line 2's content, not line 9's
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 2);
+  EXPECT_EQ(*relay_->DeliverPending(), 2);
 }
 
 TEST_F(IntakeTest, ValidateOnlyStoresNothing) {
@@ -102,7 +102,7 @@ TEST_F(IntakeTest, ValidateOnlyStoresNothing) {
   EXPECT_EQ(checked.stored(), 2);  // what the import would store
   EXPECT_EQ(checked.errors_size(), 10);
   EXPECT_TRUE(ListAll(Secretariat(), {}, 100).empty());
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 0);
+  EXPECT_EQ(*relay_->DeliverPending(), 0);
   v1::ImportApplicationsResponse real;
   ASSERT_TRUE(Import(ReadFixture("forum_cases_bad_rows.csv"), false, 1 << 20, &real).ok());
   EXPECT_EQ(real.stored(), 2);
@@ -197,7 +197,7 @@ TEST_F(IntakeTest, BrokenFilesFailWholeAndStoreNothing) {
   s = Import("", false, 100, &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(ListAll(Secretariat(), {}, 10).empty());
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 0);
+  EXPECT_EQ(*relay_->DeliverPending(), 0);
 
   // Bad encoding in one row is that row's error; the others are stored.
   std::string latin1 = good.substr(0, good.find("\r\n2024-0002"));

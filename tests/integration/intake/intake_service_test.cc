@@ -36,7 +36,7 @@ TEST_F(IntakeTest, SubmitStoresTheApplicationAndOneOutboxEvent) {
   EXPECT_EQ(created.created().principal_id(), "region-it:syddanmark");
   EXPECT_EQ(created.region_ref(), "SYD-2025-77");
 
-  auto delivered = relay_->relay().DeliverPending();
+  auto delivered = relay_->DeliverPending();
   ASSERT_TRUE(delivered.ok()) << delivered.status();
   EXPECT_EQ(*delivered, 1);
   auto events = assessment_->events();
@@ -71,7 +71,7 @@ TEST_F(IntakeTest, ValidationNamesEveryBadFieldAndStoresNothing) {
   EXPECT_THAT(FieldViolationsOf(FromGrpcStatus(s)),
               Contains(Pair("application.atc_code", "`L01E` is an ATC group, not a 7-character substance code")));
   EXPECT_TRUE(ListAll(Secretariat(), {}, 100).empty());
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 0);
+  EXPECT_EQ(*relay_->DeliverPending(), 0);
 }
 
 TEST_F(IntakeTest, TodayIsDanish) {
@@ -91,7 +91,7 @@ TEST_F(IntakeTest, RetryWithTheSameRequestIdCreatesNothing) {
   ASSERT_TRUE(Submit(region, ValidApplication(), "retry-1", &second).ok());
   EXPECT_EQ(first.name(), second.name());
   EXPECT_EQ(ListAll(region, {}, 10).size(), 1u);
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 1);
+  EXPECT_EQ(*relay_->DeliverPending(), 1);
   // The same request id from another caller is another request.
   v1::Application third;
   ASSERT_TRUE(Submit(Region(common::v1::REGION_HOVEDSTADEN), ValidApplication(common::v1::REGION_HOVEDSTADEN),
@@ -207,7 +207,7 @@ TEST_F(IntakeTest, WithdrawLifecycle) {
   grpc::Status s = stub_->WithdrawApplication(Ctx(syd, "WithdrawApplication").get(), withdraw, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
 
-  ASSERT_EQ(*relay_->relay().DeliverPending(), 3);  // two submissions, one withdrawal
+  ASSERT_EQ(*relay_->DeliverPending(), 3);  // two submissions, one withdrawal
   auto events = assessment_->events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_TRUE(events[2].has_application_withdrawn());
@@ -298,18 +298,18 @@ TEST_F(IntakeTest, OutboxDeliversEverythingOnceAfterAnOutage) {
   withdraw.set_name(names[1]);
   v1::Application out;
   ASSERT_TRUE(stub_->WithdrawApplication(Ctx(syd, "WithdrawApplication").get(), withdraw, &out).ok());
-  EXPECT_FALSE(relay_->relay().DeliverPending().ok());
+  EXPECT_FALSE(relay_->DeliverPending().ok());
   EXPECT_TRUE(assessment_->events().empty());
-  EXPECT_EQ(relay_->relay().pending(), 6);
+  EXPECT_EQ(relay_->pending(), 6);
 
   // Assessment is back, and has meanwhile decided the case that intake withdrew:
   // it refuses the withdrawal, which is a final answer, not a reason to retry.
   assessment_->MarkDecided(names[1]);
   assessment_->SetDown(false);
-  auto delivered = relay_->relay().DeliverPending();
+  auto delivered = relay_->DeliverPending();
   ASSERT_TRUE(delivered.ok()) << delivered.status();
   EXPECT_EQ(*delivered, 6);
-  EXPECT_EQ(relay_->relay().pending(), 0);
+  EXPECT_EQ(relay_->pending(), 0);
   auto events = assessment_->events();
   ASSERT_EQ(events.size(), 5u);
   std::vector<std::string> got;
@@ -321,7 +321,7 @@ TEST_F(IntakeTest, OutboxDeliversEverythingOnceAfterAnOutage) {
   EXPECT_EQ(got, names);  // in order, each once
   EXPECT_EQ(ids.size(), 5u);
   EXPECT_EQ(assessment_->refused(), 1);
-  EXPECT_EQ(*relay_->relay().DeliverPending(), 0);
+  EXPECT_EQ(*relay_->DeliverPending(), 0);
 }
 
 TEST_F(IntakeTest, ListFiltersAndPages) {

@@ -134,7 +134,7 @@ class IntakeTest : public medkoord::testing::PostgresTest {
         grpc::CreateChannel("127.0.0.1:" + std::to_string(assessment_server_->port()),
                             grpc::InsecureChannelCredentials()),
         *signer_);
-    relay_ = std::make_unique<OutboxRelayTask>(*pool_, delivery, db::OutboxRelayOptions{.name = "intake-test"});
+    relay_ = MakeAssessmentRelay(*pool_, delivery, db::OutboxRelayOptions{.name = "intake-test"});
   }
 
   void TearDown() override {
@@ -251,7 +251,7 @@ class IntakeTest : public medkoord::testing::PostgresTest {
   std::unique_ptr<v1::IntakeInternal::Stub> internal_stub_;
   std::unique_ptr<FakeAssessment> assessment_;
   std::unique_ptr<Server> assessment_server_;
-  std::unique_ptr<OutboxRelayTask> relay_;
+  std::unique_ptr<db::OutboxRelay> relay_;
 };
 
 }  // namespace medkoord::intake::testing
