@@ -14,6 +14,10 @@ JOBS=${MEDKOORD_JOBS:-2}
 
 bash "$ROOT/deploy/local/install-packages.sh"
 
+# ccache (when present) keys on paths relative to the checkout, so a fresh
+# clone on the same machine reuses earlier compilations.
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true
+
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 # Keep going past a failing target, so that ctest still reports on everything
 # else (tests whose binary did not build show up as *_NOT_BUILT failures).
