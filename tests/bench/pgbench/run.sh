@@ -20,29 +20,10 @@ THREADS=${THREADS:-2}
 URL=""
 if [ "${1:-}" = "--url" ]; then URL=$2; fi
 
-AS=()
-cleanup() { :; }
 if [ -z "$URL" ]; then
-  DIR=$(mktemp -d /tmp/medkoord-pgbench.XXXXXX)
-  chmod 755 "$DIR"
-  if [ "$(id -u)" -eq 0 ]; then
-    user=postgres
-    id postgres >/dev/null 2>&1 || user=nobody
-    chown "$user" "$DIR"
-    AS=(runuser -u "$user" --)
-  fi
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  cleanup() {
-    "${AS[@]}" "$PGBIN/pg_ctl" stop -D "$DIR/data" -m fast -w >/dev/null 2>&1 || true
-    rm -rf "$DIR"
-  }
-  trap cleanup EXIT
-  "${AS[@]}" "$PGBIN/initdb" -D "$DIR/data" -U bench --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  # Durable commits, as in production: fsync, synchronous_commit and
-  # full_page_writes at their defaults (on).
-  "${AS[@]}" "$PGBIN/pg_ctl" start -D "$DIR/data" -w -l "$DIR/postgres.log" \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=on -c synchronous_commit=on" >/dev/null
-  URL="postgresql://bench@127.0.0.1:$PORT/postgres"
+  source "$HERE/private_cluster.sh"
+  start_private_cluster pgbench
+  URL="$PG_BENCH_BASE/postgres"
 fi
 
 psql -X -q -v ON_ERROR_STOP=1 "$URL" <<'SQL'
@@ -54,9 +35,11 @@ settings=$(psql -X -At "$URL" -c "SELECT string_agg(name || '=' || setting, ' ')
 echo "server settings: $settings"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$PGBIN/pgbench" -n -c "$CLIENTS" -j "$THREADS" -T "$DURATION" -f "$HERE/insert_one.sql" "$URL" | tee /tmp/medkoord-pgbench.out
+OUT=$(mktemp /tmp/medkoord-pgbench-out.XXXXXX)
+"$PGBIN/pgbench" -n -c "$CLIENTS" -j "$THREADS" -T "$DURATION" -f "$HERE/insert_one.sql" "$URL" | tee "$OUT"
 rows=$(psql -X -At "$URL" -c "SELECT count(*) FROM bench_rows")
 psql -X -q "$URL" -c "DROP TABLE bench_rows"
-tps=$(grep -Eo 'tps = [0-9.]+' /tmp/medkoord-pgbench.out | head -1 | cut -d' ' -f3)
-lat=$(grep -Eo 'latency average = [0-9.]+ ms' /tmp/medkoord-pgbench.out | head -1)
+tps=$(grep -Eo 'tps = [0-9.]+' "$OUT" | head -1 | cut -d' ' -f3)
+lat=$(grep -Eo 'latency average = [0-9.]+ ms' "$OUT" | head -1)
+rm -f "$OUT"
 echo "BASELINE pgbench insert_one: ${tps} tps, ${lat}, ${rows} rows, c=$CLIENTS j=$THREADS T=${DURATION}s, $(date -u +%Y-%m-%dT%H:%MZ)"
