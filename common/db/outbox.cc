@@ -30,6 +30,14 @@ std::string EnqueueOutboxEvent(pqxx::work& tx, const std::string& topic, const s
 OutboxRelay::OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options)
     : pool_(pool), deliver_(std::move(deliver)), options_(std::move(options)) {
   if (options_.batch_size < 1) options_.batch_size = 1;
+  auto& registry = metrics::DefaultRegistry();
+  const metrics::Labels labels = {{"relay", options_.name}};
+  pending_gauge_ = &registry.GetGauge("medkoord_outbox_pending", "Outbox events not yet delivered", labels);
+  lag_gauge_ = &registry.GetGauge("medkoord_outbox_oldest_pending_seconds",
+                                  "Age of the oldest undelivered outbox event (0 when none)", labels);
+  delivered_counter_ = &registry.GetCounter("medkoord_outbox_delivered_total", "Outbox events delivered", labels);
+  failed_counter_ = &registry.GetCounter("medkoord_outbox_delivery_failures_total",
+                                         "Outbox delivery attempts that failed and will be retried", labels);
 }
 
 OutboxRelay::~OutboxRelay() { Stop(); }
@@ -148,7 +156,9 @@ absl::StatusOr<int> OutboxRelay::DeliverBatch() {
     }));
     ++delivered;
     ++delivered_total_;
+    delivered_counter_->Inc();
     if (pending_.load() > 0) --pending_;
+    pending_gauge_->Set(static_cast<double>(pending_.load()));
   }
   return delivered;
 }
@@ -158,6 +168,7 @@ absl::StatusOr<int> OutboxRelay::DeliverPendingLocked() {
   while (!stop_.HasBeenNotified()) {
     absl::StatusOr<int> n = DeliverBatch();
     if (!n.ok()) {
+      failed_counter_->Inc();
       RefreshPending();
       return n.status();
     }
@@ -176,7 +187,12 @@ absl::StatusOr<int> OutboxRelay::DeliverPending() {
 
 void OutboxRelay::RefreshPending() {
   (void)pool_.Run([&](pqxx::work& tx) {
-    pending_ = tx.exec("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")[0][0].as<int64_t>();
+    pqxx::row row = tx.exec1(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 "
+        "FROM outbox WHERE delivered_at IS NULL");
+    pending_ = row[0].as<int64_t>();
+    pending_gauge_->Set(static_cast<double>(pending_.load()));
+    lag_gauge_->Set(row[1].as<double>());
     return absl::OkStatus();
   });
 }

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "common/background_task.h"
 #include "common/db/pool.h"
+#include "common/metrics.h"
 
 namespace medkoord::db {
 
@@ -93,6 +94,12 @@ class OutboxRelay final : public BackgroundTask {
   std::atomic<int64_t> pending_{0};
   std::atomic<int64_t> delivered_total_{0};
   std::atomic<bool> active_{false};
+  // Exported at /metrics, labelled with options_.name. Owned by the registry,
+  // so a scrape after this relay is gone is safe.
+  metrics::Gauge* pending_gauge_;
+  metrics::Gauge* lag_gauge_;
+  metrics::Counter* delivered_counter_;
+  metrics::Counter* failed_counter_;
   // Serialises the background loop and DeliverPending() in this process.
   absl::Mutex deliver_mu_;
   std::unique_ptr<pqxx::connection> lock_conn_ ABSL_GUARDED_BY(deliver_mu_);

@@ -9,18 +9,21 @@
 #include <sstream>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/db/migrations.h"
+#include "common/metrics.h"
 #include "tests/support/postgres_cluster.h"
 
 namespace medkoord::db {
 namespace {
 
 using ::medkoord::testing::PostgresTest;
+using ::testing::HasSubstr;
 
 std::string OutboxDdl() {
   std::ifstream in(MEDKOORD_OUTBOX_SQL);
@@ -139,19 +142,26 @@ TEST_F(OutboxTest, AnEventIsWrittenOnlyWithItsTransaction) {
 TEST_F(OutboxTest, DeliversInOrderOnceAfterTheConsumerWasDown) {
   std::vector<std::string> payloads = Enqueue(25);
   Consumer consumer(/*failures=*/3);
-  OutboxRelay relay(*pool_, consumer.Fn(), {.name = "outbox", .batch_size = 10});
+  OutboxRelay relay(*pool_, consumer.Fn(), {.name = "outbox-order-test", .batch_size = 10});
 
   for (int i = 0; i < 3; ++i) {
     absl::StatusOr<int> n = relay.DeliverPending();
     EXPECT_EQ(n.status().code(), absl::StatusCode::kUnavailable) << n.status();
     EXPECT_EQ(relay.pending(), 25);
   }
+  // What an operator's alert sees while the consumer is down.
+  std::string scrape = metrics::DefaultRegistry().Render();
+  EXPECT_THAT(scrape, HasSubstr("medkoord_outbox_pending{relay=\"outbox-order-test\"} 25\n"));
+  EXPECT_THAT(scrape, HasSubstr("medkoord_outbox_delivery_failures_total{relay=\"outbox-order-test\"} 3\n"));
   absl::StatusOr<int> n = relay.DeliverPending();
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 25);
   EXPECT_EQ(consumer.Payloads(), payloads);  // all, in order, once
   EXPECT_EQ(relay.pending(), 0);
   EXPECT_EQ(relay.delivered_total(), 25);
+  scrape = metrics::DefaultRegistry().Render();
+  EXPECT_THAT(scrape, HasSubstr("medkoord_outbox_pending{relay=\"outbox-order-test\"} 0\n"));
+  EXPECT_THAT(scrape, HasSubstr("medkoord_outbox_delivered_total{relay=\"outbox-order-test\"} 25\n"));
   EXPECT_EQ(Scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 0);
   // The first event carries the failed attempts; the others went first time.
   EXPECT_EQ(Scalar("SELECT attempts FROM outbox ORDER BY id LIMIT 1"), 4);
