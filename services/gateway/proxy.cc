@@ -261,18 +261,7 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     record.set_peer(ctx_->peer());
     deps_.audit->Record(std::move(record));
 
-    // Unknown methods are counted under one label, so callers cannot blow up
-    // the metric's cardinality.
-    const std::string& metric_method = route_ != nullptr ? method_ : kUnknownMethod;
-    auto& registry = metrics::DefaultRegistry();
-    registry
-        .GetCounter("medkoord_gateway_calls_total", "Calls through the gateway, by method and status code",
-                    {{"method", metric_method}, {"code", code}})
-        .Inc();
-    registry
-        .GetHistogram("medkoord_gateway_call_seconds", "Latency of calls through the gateway",
-                      {{"method", metric_method}})
-        .Observe(static_cast<double>(latency_us) / 1e6);
+    proxy_->Observe(route_, static_cast<int>(status.error_code()), static_cast<double>(latency_us) / 1e6);
     log::Info("rpc", {{"method", method_},
                       {"code", code},
                       {"latency_ms", static_cast<double>(latency_us) / 1000.0},
@@ -280,8 +269,6 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
                       {"principal", principal_.id()}});
     Finish(status);
   }
-
-  static inline const std::string kUnknownMethod = "unknown";
 
   const Proxy* proxy_;
   const ProxyDeps& deps_;
@@ -318,6 +305,35 @@ Proxy::Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel
   for (auto& [name, channel] : backends) {
     if (channel) stubs_[name] = std::make_unique<grpc::GenericStub>(channel);
   }
+  auto add = [this](const MethodRoute* route, const std::string& method) {
+    auto m = std::make_unique<RouteMetrics>();
+    m->method = method;
+    m->latency = &metrics::DefaultRegistry().GetHistogram("medkoord_gateway_call_seconds",
+                                                          "Latency of calls through the gateway", {{"method", method}});
+    metrics_[route] = std::move(m);
+  };
+  // Unknown methods are counted under one label, so callers cannot blow up
+  // the metric's cardinality.
+  add(nullptr, "unknown");
+  for (const MethodRoute& route : deps_.roles->routes()) add(&route, route.full_name);
+}
+
+void Proxy::Observe(const MethodRoute* route, int code, double seconds) const {
+  auto it = metrics_.find(route);
+  if (it == metrics_.end()) return;
+  RouteMetrics& m = *it->second;
+  if (code < 0 || code >= static_cast<int>(m.calls.size())) code = 2;  // UNKNOWN
+  metrics::Counter* counter = m.calls[code].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // The registry returns the same instrument for the same labels, so a race
+    // here stores the same pointer twice.
+    counter = &metrics::DefaultRegistry().GetCounter("medkoord_gateway_calls_total",
+                                                     "Calls through the gateway, by method and status code",
+                                                     {{"method", m.method}, {"code", StatusCodeName(code)}});
+    m.calls[code].store(counter, std::memory_order_release);
+  }
+  counter->Inc();
+  m.latency->Observe(seconds);
 }
 
 grpc::GenericStub* Proxy::StubFor(const std::string& backend) const {

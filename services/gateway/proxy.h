@@ -7,6 +7,8 @@
 // backend's metadata and status (details included), and hands one audit
 // record to the audit log. Nothing here knows any method by name.
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +19,7 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/principal.h"
 #include "services/gateway/audit_log.h"
 #include "services/gateway/authenticator.h"
@@ -51,6 +54,8 @@ class Proxy final : public grpc::CallbackGenericService {
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
 
   const ProxyDeps& deps() const { return deps_; }
+  // Counts a finished call; `route` null for unknown methods.
+  void Observe(const MethodRoute* route, int code, double seconds) const;
   const ProxyOptions& options() const { return options_; }
   grpc::GenericStub* StubFor(const std::string& backend) const;
 
@@ -58,6 +63,14 @@ class Proxy final : public grpc::CallbackGenericService {
   ProxyDeps deps_;
   ProxyOptions options_;
   std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
+  // Instruments per route, made once: the registry's lookup (label maps and
+  // its mutex) is too slow for every call.
+  struct RouteMetrics {
+    std::string method;
+    metrics::Histogram* latency = nullptr;
+    std::array<std::atomic<metrics::Counter*>, 17> calls{};
+  };
+  std::map<const MethodRoute*, std::unique_ptr<RouteMetrics>> metrics_;
 };
 
 // A channel to a backend with the gateway's settings (fast reconnect, message
