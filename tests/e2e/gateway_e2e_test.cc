@@ -453,5 +453,33 @@ TEST_F(GatewayE2ETest, TlsListenerServesWithItsCaAndRefusesPlaintext) {
   EXPECT_THAT(out, HasSubstr("e2e-admin"));
 }
 
+TEST_F(GatewayE2ETest, MutualTlsMapsClientCertificatesToPrincipals) {
+  StartSuite({.tls = true, .mtls = true});
+  auto channel_with = [&](const std::string& who) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadFile(suite_->ca_file());
+    if (!who.empty()) {
+      ssl.pem_private_key = ReadFile(suite_->dir() + "/" + who + ".key");
+      ssl.pem_cert_chain = ReadFile(suite_->dir() + "/" + who + ".pem");
+    }
+    return grpc::CreateChannel(suite_->gateway_addr(), grpc::SslCredentials(ssl));
+  };
+  auto call = [&](std::shared_ptr<grpc::Channel> channel, const std::string& key) {
+    auto stub = medkoord::gateway::v1::GatewayAdmin::NewStub(channel);
+    medkoord::gateway::v1::ListApiKeysRequest req;
+    medkoord::gateway::v1::ListApiKeysResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    Authorize(ctx, key);
+    return stub->ListApiKeys(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(call(channel_with("client"), ""), grpc::StatusCode::OK);               // mapped certificate
+  EXPECT_EQ(call(channel_with("stranger"), ""), grpc::StatusCode::UNAUTHENTICATED);  // valid but unmapped
+  EXPECT_EQ(call(channel_with(""), ""), grpc::StatusCode::UNAUTHENTICATED);          // no certificate, no key
+  // An API key works without a certificate; a bad key is refused even with a good certificate.
+  EXPECT_EQ(call(channel_with(""), Key("e2e-admin", "admin")), grpc::StatusCode::OK);
+  EXPECT_EQ(call(channel_with("client"), "mk_wrong"), grpc::StatusCode::UNAUTHENTICATED);
+}
+
 }  // namespace
 }  // namespace medkoord::e2e

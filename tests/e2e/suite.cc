@@ -203,6 +203,20 @@ absl::StatusOr<std::unique_ptr<Suite>> Suite::Start(SuiteOptions options) {
         " -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null");
     if (std::system(cmd.c_str()) != 0) return absl::InternalError("openssl failed");
     suite->ca_file_ = d + "/ca.pem";
+    if (options.mtls) {
+      for (const char* who : {"client", "stranger"}) {
+        const std::string cn = std::string(who) == "client" ? "mtls-admin" : "stranger";
+        const std::string c = absl::StrCat(
+            "cd ", d, " && openssl req -newkey rsa:2048 -nodes -keyout ", who, ".key -out ", who, ".csr -subj /CN=", cn,
+            " 2>/dev/null && openssl x509 -req -in ", who, ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ", who,
+            ".pem -days 2 2>/dev/null");
+        if (std::system(c.c_str()) != 0) return absl::InternalError("openssl client cert failed");
+      }
+      std::ofstream(d + "/cert_map.json")
+          << R"({"certificates": [{"subject": "CN=mtls-admin", "principal_id": "mtls-admin", "roles": ["admin"]}]})";
+      envs["gateway"]["MEDKOORD_CLIENT_CA_FILE"] = d + "/ca.pem";
+      envs["gateway"]["MEDKOORD_CERT_MAP_FILE"] = d + "/cert_map.json";
+    }
     envs["gateway"]["MEDKOORD_TLS_CERT_FILE"] = d + "/server.pem";
     envs["gateway"]["MEDKOORD_TLS_KEY_FILE"] = d + "/server.key";
   }

@@ -29,6 +29,9 @@ struct SuiteOptions {
   // Extra gateway flags, e.g. {"rate_limit_per_second", "5"}.
   std::map<std::string, std::string> gateway_env;
   bool tls = false;  // gateway listener with a CA made for the suite
+  // With tls: also request client certificates, signed by the same CA;
+  // client.pem (CN=mtls-admin) is mapped to an admin, stranger.pem is not.
+  bool mtls = false;
 };
 
 class Suite {
