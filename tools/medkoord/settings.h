@@ -3,7 +3,8 @@
 // the flag, else the environment (MEDKOORD_ADDR, MEDKOORD_API_KEY,
 // MEDKOORD_CA_FILE), else `.medkoord/local.env` in the current directory or
 // the nearest parent that has one (written by deploy/local for its demo
-// principal; KEY=VALUE lines, # comments, relative paths relative to the file).
+// principal; KEY=VALUE lines, # comments; a relative MEDKOORD_CA_FILE is relative
+// to the folder that holds `.medkoord/`).
 
 #include <functional>
 #include <map>
