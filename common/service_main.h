@@ -68,6 +68,8 @@ struct ServiceDefinition {
 int RunService(int argc, char** argv, const ServiceDefinition& definition);
 
 // Creates an insecure channel to an internal service address ("host:port").
-std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address);
+// Fails calls at once while the peer is down (UNAVAILABLE) and reconnects
+// quickly when it is back; message limits as the servers'.
+std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes = 16 << 20);
 
 }  // namespace medkoord

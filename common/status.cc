@@ -1,5 +1,7 @@
 #include "common/status.h"
 
+#include <array>
+
 #include <grpcpp/support/status.h>
 
 #include "absl/strings/cord.h"
@@ -89,6 +91,27 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
     }
   }
   return out;
+}
+
+namespace {
+
+constexpr std::array<const char*, 17> kCodeNames = {
+    "OK",        "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED",   "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED"};
+
+}  // namespace
+
+const char* StatusCodeName(int code) {
+  if (code < 0 || code >= static_cast<int>(kCodeNames.size())) return "UNKNOWN";
+  return kCodeNames[code];
+}
+
+int StatusCodeFromName(std::string_view name) {
+  for (size_t i = 0; i < kCodeNames.size(); ++i) {
+    if (name == kCodeNames[i]) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 }  // namespace medkoord

@@ -48,6 +48,11 @@ absl::Status ResourceExhaustedRetryAfter(std::string message, absl::Duration ret
 // The field violations carried by a status (empty if none).
 std::vector<std::pair<std::string, std::string>> FieldViolationsOf(const absl::Status& status);
 
+// "PERMISSION_DENIED" for 7, and back (-1 for an unknown name): the
+// canonical names, for logs, metrics labels and the audit log.
+const char* StatusCodeName(int code);
+int StatusCodeFromName(std::string_view name);
+
 // absl::Status -> grpc::Status, with google.rpc.Status details (BadRequest,
 // RetryInfo) in the binary error details.
 grpc::Status ToGrpcStatus(const absl::Status& status);

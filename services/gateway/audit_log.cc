@@ -1,33 +1,11 @@
 #include "services/gateway/audit_log.h"
 
-#include <array>
 #include <vector>
 
 #include "common/log.h"
 #include "common/metrics.h"
 
 namespace medkoord::gateway {
-namespace {
-
-constexpr std::array<const char*, 17> kCodeNames = {
-    "OK",        "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED",   "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED"};
-
-}  // namespace
-
-const char* StatusCodeName(int code) {
-  if (code < 0 || code >= static_cast<int>(kCodeNames.size())) return "UNKNOWN";
-  return kCodeNames[code];
-}
-
-int StatusCodeFromName(std::string_view name) {
-  for (size_t i = 0; i < kCodeNames.size(); ++i) {
-    if (name == kCodeNames[i]) return static_cast<int>(i);
-  }
-  return -1;
-}
-
 AuditLog::AuditLog(GatewayStore* store, AuditLogOptions options)
     : store_(store),
       options_(options),

@@ -62,8 +62,5 @@ class AuditLog {
   std::thread thread_;
 };
 
-// "PERMISSION_DENIED" for 7, and back; -1 for an unknown name.
-const char* StatusCodeName(int code);
-int StatusCodeFromName(std::string_view name);
 
 }  // namespace medkoord::gateway

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/db/migrations.h"
 #include "common/log.h"
+#include "common/service_main.h"
 #include "common/status.h"
 
 namespace medkoord::gateway {
@@ -84,7 +85,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
       log::Warn("no address for backend; its methods answer UNAVAILABLE", {{"backend", backend}});
       continue;
     }
-    channels[backend] = BackendChannel(it->second, o.max_message_bytes);
+    channels[backend] = InternalChannel(it->second, o.max_message_bytes);
   }
   std::shared_ptr<grpc::Channel> assessment = channels.count("assessment") ? channels["assessment"] : nullptr;
 

@@ -75,7 +75,6 @@ class Proxy final : public grpc::CallbackGenericService {
 
 // A channel to a backend with the gateway's settings (fast reconnect, message
 // limits matching the listener's).
-std::shared_ptr<grpc::Channel> BackendChannel(const std::string& address, int max_message_bytes);
 
 // The key of `authorization: Bearer <key>` in gRPC metadata, or "".
 std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
