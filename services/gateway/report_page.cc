@@ -178,22 +178,6 @@ constexpr char kStyle[] =
 
 }  // namespace
 
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string RenderMessagePage(const std::string& title, const std::string& message) {
   return absl::StrCat("<!doctype html><html lang=\"da\"><head><meta charset=\"utf-8\"><title>", HtmlEscape(title),
                       "</title><style>", kStyle, "</style></head><body><h1>", HtmlEscape(title), "</h1><p>",

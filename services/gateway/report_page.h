@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/html.h"
 #include "medkoord/assessment/v1/assessment.pb.h"
 
 namespace medkoord::gateway {
@@ -13,8 +14,5 @@ std::string RenderAnnualReportHtml(const medkoord::assessment::v1::AnnualReport&
 
 // A minimal page for errors and the index, with the text escaped.
 std::string RenderMessagePage(const std::string& title, const std::string& message);
-
-// HTML-escapes &, <, >, " and '.
-std::string HtmlEscape(std::string_view text);
 
 }  // namespace medkoord::gateway

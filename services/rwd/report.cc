@@ -7,26 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/html.h"
 #include "services/rwd/analysis.h"
 
 namespace medkoord::rwd {
 namespace {
 
 using OJson = nlohmann::ordered_json;
-
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string Fixed(const OJson& v, int digits = 2) {
   if (!v.is_number()) return "NA";
@@ -175,10 +162,10 @@ std::string KaplanMeierSvg(const OJson& result, int threshold) {
                             "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
                             "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                             left + plot_w - 200, top + 14 + 16.0 * k, colour, left + plot_w - 184,
-                            top + 18 + 16.0 * k, Escape(label));
+                            top + 18 + 16.0 * k, HtmlEscape(label));
       double row_y = table_top + 18 + 18.0 * k;
       absl::StrAppendFormat(&svg, "<text x=\"4\" y=\"%.1f\" fill=\"%s\">%s</text>\n", row_y, colour,
-                            Escape(label.substr(label.find('=') == std::string::npos
+                            HtmlEscape(label.substr(label.find('=') == std::string::npos
                                                     ? 0
                                                     : label.find('=') + 1)));
       for (double m : ticks) {
@@ -197,18 +184,18 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
                          const OJson& result, int threshold) {
   std::string h;
   absl::StrAppend(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-                  "<title>", Escape(protocol.title()), "</title><style>",
+                  "<title>", HtmlEscape(protocol.title()), "</title><style>",
                   "body{font-family:sans-serif;max-width:60em;margin:2em auto}",
                   "table{border-collapse:collapse;margin:1em 0}",
                   "td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}",
                   "th:first-child,td:first-child{text-align:left}</style></head><body>\n");
-  absl::StrAppend(&h, "<h1>", Escape(protocol.title()), "</h1>\n<p>",
-                  Escape(analysis.name()), " of ", Escape(analysis.cohort()), ", endpoint ",
-                  Escape(v1::Endpoint_Name(analysis.spec().endpoint())),
+  absl::StrAppend(&h, "<h1>", HtmlEscape(protocol.title()), "</h1>\n<p>",
+                  HtmlEscape(analysis.name()), " of ", HtmlEscape(analysis.cohort()), ", endpoint ",
+                  HtmlEscape(v1::Endpoint_Name(analysis.spec().endpoint())),
                   ". Times in months (days / 30.4375). Counts from 1 to ", threshold - 1,
                   " are shown as &lt;", threshold, ".</p>\n");
-  absl::StrAppend(&h, "<p>Medicine: ", Escape(protocol.regimen()), "<br>Population: ",
-                  Escape(protocol.population()), "</p>\n");
+  absl::StrAppend(&h, "<p>Medicine: ", HtmlEscape(protocol.regimen()), "<br>Population: ",
+                  HtmlEscape(protocol.population()), "</p>\n");
 
   // Kaplan–Meier summary per arm.
   if (const OJson* curves = Curves(result)) {
@@ -216,7 +203,7 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
                     "<table><tr><th>group</th><th>patients</th><th>events</th>",
                     "<th>median (95 % CI)</th><th>restricted mean</th></tr>\n");
     for (const auto& [label, c] : curves->items()) {
-      absl::StrAppend(&h, "<tr><td>", Escape(label), "</td><td>",
+      absl::StrAppend(&h, "<tr><td>", HtmlEscape(label), "</td><td>",
                       MaskCount(Count(c["records"]), threshold), "</td><td>",
                       MaskCount(Count(c["events"]), threshold), "</td><td>",
                       MonthsOf(c["median"]), " (", MonthsOf(c["median_lcl"]), "–",
@@ -237,14 +224,14 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
     for (const auto& [model, fits] : result["coxph"].items()) {
       if (!fits.contains("efron")) continue;
       const OJson& fit = fits["efron"];
-      absl::StrAppend(&h, "<h2>Cox model (", Escape(model), ", Efron ties)</h2>\n<p>n = ",
+      absl::StrAppend(&h, "<h2>Cox model (", HtmlEscape(model), ", Efron ties)</h2>\n<p>n = ",
                       MaskCount(Count(fit["n"]), threshold), ", events = ",
                       MaskCount(Count(fit["nevent"]), threshold),
                       "</p><table><tr><th>term</th><th>HR</th><th>95 % CI</th><th>p</th>"
                       "<th>robust 95 % CI</th></tr>\n");
       if (fit.contains("terms")) {
         for (const auto& [term, t] : fit["terms"].items()) {
-          absl::StrAppend(&h, "<tr><td>", Escape(term), "</td><td>", Fixed(t["hr"]), "</td><td>",
+          absl::StrAppend(&h, "<tr><td>", HtmlEscape(term), "</td><td>", Fixed(t["hr"]), "</td><td>",
                           Fixed(t["hr_lower"]), "–", Fixed(t["hr_upper"]), "</td><td>",
                           PValue(t["p"]), "</td><td>", Fixed(t["robust_hr_lower"]), "–",
                           Fixed(t["robust_hr_upper"]), "</td></tr>\n");
@@ -257,8 +244,8 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
   if (result.contains("weighted")) {
     const OJson& w = result["weighted"];
     absl::StrAppend(&h, "<h2>Inverse probability of treatment weighting</h2>\n<p>",
-                    Escape(w.value("method", "")), "; propensity model ",
-                    Escape(w.value("ps_formula", "")), "</p>\n");
+                    HtmlEscape(w.value("method", "")), "; propensity model ",
+                    HtmlEscape(w.value("ps_formula", "")), "</p>\n");
     if (w.contains("coxph") && w["coxph"].contains("efron")) {
       const OJson& e = w["coxph"]["efron"];
       absl::StrAppend(&h, "<p>Weighted Cox HR ", Fixed(e["hr"]), " (robust 95 % CI ",
@@ -268,7 +255,7 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
       absl::StrAppend(&h, "<table><tr><th>covariate</th><th>SMD before</th><th>SMD after</th>"
                           "<th>imbalanced after (&gt; 0.1)</th></tr>\n");
       for (const auto& b : w["balance"]) {
-        absl::StrAppend(&h, "<tr><td>", Escape(b.value("term", "")), "</td><td>",
+        absl::StrAppend(&h, "<tr><td>", HtmlEscape(b.value("term", "")), "</td><td>",
                         Fixed(b["smd_before"], 3), "</td><td>", Fixed(b["smd_after"], 3),
                         "</td><td>", b.value("imbalanced_after", false) ? "yes" : "no",
                         "</td></tr>\n");
@@ -283,7 +270,7 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
     for (int g = 0; g <= 5; ++g) absl::StrAppend(&h, "<th>grade ", g, "</th>");
     absl::StrAppend(&h, "<th>grade ≥ 3</th></tr>\n");
     for (const auto& [arm, a] : result["safety"]["by_group"].items()) {
-      absl::StrAppend(&h, "<tr><td>", Escape(arm), "</td><td>", MaskCount(Count(a["n"]), threshold),
+      absl::StrAppend(&h, "<tr><td>", HtmlEscape(arm), "</td><td>", MaskCount(Count(a["n"]), threshold),
                       "</td>");
       for (size_t g = 0; g < a["count_by_grade"].size(); ++g) {
         int64_t n = Count(a["count_by_grade"][g]);
@@ -305,11 +292,11 @@ std::string AnalysisHtml(const v1::Analysis& analysis, const v1::Protocol& proto
       const auto& b = c.benchmark();
       auto opt = [](bool has, double v) { return has ? std::optional<double>(v) : std::nullopt; };
       absl::StrAppend(
-          &h, "<tr><td>", Escape(b.trial()), ", ", Escape(b.population()), ", ",
-          Escape(b.data_cut()), " (", Escape(b.source()), ")</td><td>",
+          &h, "<tr><td>", HtmlEscape(b.trial()), ", ", HtmlEscape(b.population()), ", ",
+          HtmlEscape(b.data_cut()), " (", HtmlEscape(b.source()), ")</td><td>",
           FixedOpt(opt(b.has_hazard_ratio(), b.hazard_ratio())), " (",
           FixedOpt(opt(b.has_hr_lower(), b.hr_lower())), "–",
-          FixedOpt(opt(b.has_hr_upper(), b.hr_upper())), ")</td><td>", Escape(c.rwd_model()),
+          FixedOpt(opt(b.has_hr_upper(), b.hr_upper())), ")</td><td>", HtmlEscape(c.rwd_model()),
           "</td><td>", FixedOpt(opt(c.has_rwd_hazard_ratio(), c.rwd_hazard_ratio())), " (",
           FixedOpt(opt(c.has_rwd_hr_lower(), c.rwd_hr_lower())), "–",
           FixedOpt(opt(c.has_rwd_hr_upper(), c.rwd_hr_upper())), ")</td><td>",
