@@ -15,7 +15,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 BUILD=${1:-$ROOT/build}
 BENCH=$BUILD/tests/bench/intake/intake_bench
-PGBIN=/usr/lib/postgresql/15/bin
 SECONDS_SUBMIT=${SECONDS_SUBMIT:-30}
 ROWS=${ROWS:-1000000}
 CLIENTS=${CLIENTS:-32}
@@ -24,25 +23,9 @@ FIXTURES=$ROOT/tests/fixtures
 [ -f "$FIXTURES/forum_cases_2024.csv" ] || FIXTURES=$ROOT/../shared/fixtures
 [ -x "$BENCH" ] || { echo "build intake_bench first: cmake --build $BUILD --target intake_bench" >&2; exit 2; }
 
-DIR=$(mktemp -d /tmp/medkoord-intake-bench.XXXXXX)
-chmod 755 "$DIR"
-AS=()
-if [ "$(id -u)" -eq 0 ]; then
-  user=postgres
-  id postgres >/dev/null 2>&1 || user=nobody
-  chown "$user" "$DIR"
-  AS=(runuser -u "$user" --)
-fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() {
-  "${AS[@]}" "$PGBIN/pg_ctl" stop -D "$DIR/data" -m fast -w >/dev/null 2>&1 || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-"${AS[@]}" "$PGBIN/initdb" -D "$DIR/data" -U bench --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" start -D "$DIR/data" -w -l "$DIR/postgres.log" \
-  -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=on -c synchronous_commit=on" >/dev/null
-BASE="postgresql://bench@127.0.0.1:$PORT"
+source "$ROOT/tests/bench/pgbench/private_cluster.sh"
+start_private_cluster intake-bench
+BASE=$PG_BENCH_BASE
 
 echo "== pgbench baseline"
 bash "$ROOT/tests/bench/pgbench/run.sh" --url "$BASE/postgres" | grep -E "^(server settings|machine|BASELINE)"
