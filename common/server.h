@@ -72,6 +72,11 @@ class Server {
 // waiting in Wait(). Call once from main.
 void InstallSignalHandlers();
 
+// The transport settings every medkoord listener uses: message limits,
+// keepalive and ping policy. Server::Start applies them; a server built
+// elsewhere (the gateway's generic proxy) calls this too.
+void ApplyServerDefaults(grpc::ServerBuilder& builder, int max_message_bytes);
+
 // "/medkoord.intake.v1.Intake/GetApplication" from the generated
 // `Intake::service_full_name()` and the method's short name.
 std::string FullMethodName(const char* service_full_name, std::string_view method);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/db/migrations.h"
 #include "common/log.h"
+#include "common/server.h"
 #include "common/service_main.h"
 #include "common/status.h"
 
@@ -98,13 +99,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, ListenerCredentials(o), &gw->port_);
   builder.RegisterCallbackGenericService(gw->proxy_.get());
-  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
-  builder.SetMaxSendMessageSize(o.max_message_bytes);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  ApplyServerDefaults(builder, o.max_message_bytes);
   gw->server_ = builder.BuildAndStart();
   if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
   gw->server_->GetHealthCheckService()->SetServingStatus(false);
