@@ -72,6 +72,16 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
                         {"request_id", request_id_},
                         {"principal", principal_id_}});
     }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA) ||
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      // gRPC runs the (synchronous) handler from inside the last
+      // interceptor's Proceed() on this thread, so the call's trace context
+      // set here is on every log line the handler writes and on every outbox
+      // row it enqueues (log::CurrentTraceparent).
+      log::ScopedTrace trace(traceparent_);
+      methods->Proceed();
+      return;
+    }
     methods->Proceed();
   }
 
@@ -191,6 +201,7 @@ void Server::Shutdown() {
   state_->serving = false;
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    if (options_.on_shutdown) options_.on_shutdown();
     // Stops accepting at once; in-flight calls get the grace period.
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();

@@ -36,6 +36,13 @@ struct ServerOptions {
   const PrincipalSigner* signer = nullptr;
   // Server credentials; default insecure (domain services listen internally).
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Called once when graceful shutdown begins: after health turns
+  // NOT_SERVING, before the server stops accepting and waits up to
+  // `shutdown_grace` for calls in flight. Long-lived streams (live feeds)
+  // end themselves here with a status that tells the client to resume
+  // elsewhere, instead of holding the shutdown for the whole grace period;
+  // a stream that starts after this hook must be refused by the service.
+  std::function<void()> on_shutdown;
 };
 
 class Server {
@@ -52,8 +59,8 @@ class Server {
   // Blocks until SIGTERM/SIGINT (see InstallSignalHandlers) or Shutdown(),
   // then shuts down gracefully.
   void Wait();
-  // Graceful shutdown: NOT_SERVING, stop accepting, in-flight calls get
-  // `shutdown_grace` to finish, then are cancelled.
+  // Graceful shutdown: NOT_SERVING, `on_shutdown`, stop accepting, in-flight
+  // calls get `shutdown_grace` to finish, then are cancelled.
   void Shutdown();
 
  private:

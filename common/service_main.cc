@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <thread>
 
+#include <grpcpp/support/client_interceptor.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/log.h"
@@ -23,6 +25,27 @@ log::Level ParseLevel(const std::string& s, bool* ok) {
   return log::Level::kInfo;
 }
 
+// Adds the calling thread's trace context to an outgoing call that has none.
+class TracePropagator final : public grpc::experimental::Interceptor {
+ public:
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      const std::string& trace = log::CurrentTraceparent();
+      auto* md = methods->GetSendInitialMetadata();
+      if (!trace.empty() && md->find("traceparent") == md->end()) md->emplace("traceparent", trace);
+    }
+    methods->Proceed();
+  }
+};
+
+class TracePropagatorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateClientInterceptor(grpc::experimental::ClientRpcInfo*) override {
+    return new TracePropagator();
+  }
+};
+
 }  // namespace
 
 std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes) {
@@ -35,7 +58,10 @@ std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int m
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<TracePropagatorFactory>());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
+                                                                std::move(interceptors));
 }
 
 int RunService(int argc, char** argv, const ServiceDefinition& def) {
@@ -106,6 +132,9 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   server_options.readiness = [&]() -> absl::Status {
     if (!migrated.load()) return absl::UnavailableError("migrations not applied yet");
     return pool.Ping();
+  };
+  server_options.on_shutdown = [&parts] {
+    for (auto& hook : parts->on_shutdown) hook();
   };
   std::vector<grpc::Service*> services;
   for (auto& s : parts->services) services.push_back(s.get());

@@ -54,6 +54,9 @@ struct ServiceParts {
   std::vector<std::unique_ptr<BackgroundTask>> background;
   // Anything else that must live as long as the server (stores, clients).
   std::vector<std::shared_ptr<void>> keep_alive;
+  // Run when graceful shutdown begins (ServerOptions::on_shutdown), in order:
+  // e.g. end open live-feed streams with a resumable status.
+  std::vector<std::function<void()>> on_shutdown;
 };
 
 struct ServiceDefinition {
@@ -69,7 +72,10 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition);
 
 // Creates an insecure channel to an internal service address ("host:port").
 // Fails calls at once while the peer is down (UNAVAILABLE) and reconnects
-// quickly when it is back; message limits as the servers'.
+// quickly when it is back; message limits as the servers'. Every call made
+// on it carries the calling thread's trace context (log::ScopedTrace: the
+// handler's call, or the outbox event being delivered) as `traceparent`
+// metadata, unless the caller set one itself.
 std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes = 16 << 20);
 
 }  // namespace medkoord

@@ -13,7 +13,9 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/reflection_client.h"
+#include "common/service_main.h"
 #include "common/status.h"
 #include "echo_service.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -129,6 +131,100 @@ TEST(ServerTest, ShutdownLetsInFlightCallFinish) {
   call.join();
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(resp.text(), "slow");
+}
+
+// Live feeds end themselves in on_shutdown: it runs while calls are still in
+// flight, before the grace wait, and exactly once.
+TEST(ServerTest, OnShutdownRunsBeforeTheGraceWait) {
+  absl::Notification entered;
+  std::atomic<bool> call_finished{false};
+  std::atomic<int> hook_calls{0};
+  std::atomic<bool> call_in_flight_at_hook{false};
+  testing::EchoService echo(nullptr, [&] { entered.Notify(); });
+  ServerOptions options;
+  options.service_name = "echo";
+  options.shutdown_grace = absl::Seconds(10);
+  options.on_shutdown = [&] {
+    hook_calls++;
+    call_in_flight_at_hook = !call_finished.load();
+  };
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
+  std::thread call([&] {
+    grpc::ClientContext ctx;
+    medkoord::testing::v1::EchoRequest req;
+    req.set_delay_ms(300);
+    medkoord::testing::v1::EchoResponse resp;
+    EXPECT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    call_finished = true;
+  });
+  entered.WaitForNotification();
+  (*server)->Shutdown();
+  (*server)->Shutdown();
+  call.join();
+  EXPECT_EQ(hook_calls.load(), 1);
+  EXPECT_TRUE(call_in_flight_at_hook.load());
+}
+
+constexpr char kTrace[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+// The caller's traceparent is the handler thread's trace context (so it is on
+// every log line and outbox row the handler writes), and only for that call.
+TEST(ServerTest, HandlerRunsInTheCallersTraceContext) {
+  std::string seen = "unset";
+  testing::EchoService echo(nullptr, [&] { seen = log::CurrentTraceparent(); });
+  ServerOptions options;
+  options.service_name = "echo";
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
+  medkoord::testing::v1::EchoRequest req;
+  medkoord::testing::v1::EchoResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("traceparent", kTrace);
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(seen, kTrace);
+  }
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(seen, "");
+  }
+}
+
+// Service-to-service calls (outbox deliveries, lookups) on an InternalChannel
+// carry the calling thread's trace context; a caller's own value wins.
+TEST(ServerTest, InternalChannelPropagatesTheCurrentTrace) {
+  std::string seen = "unset";
+  testing::EchoService echo(nullptr, [&] { seen = log::CurrentTraceparent(); });
+  ServerOptions options;
+  options.service_name = "echo";
+  auto server = Server::Start(options, {&echo});
+  ASSERT_TRUE(server.ok());
+  auto stub = medkoord::testing::v1::Echo::NewStub(InternalChannel("127.0.0.1:" + std::to_string((*server)->port())));
+  medkoord::testing::v1::EchoRequest req;
+  medkoord::testing::v1::EchoResponse resp;
+  {
+    log::ScopedTrace trace(kTrace);
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(seen, kTrace);
+  }
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(seen, "");
+  }
+  {
+    log::ScopedTrace trace(kTrace);
+    grpc::ClientContext ctx;
+    const std::string own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    ctx.AddMetadata("traceparent", own);
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(seen, own);
+  }
 }
 
 // The real process path: SIGTERM while a slow call is in flight lets the call
