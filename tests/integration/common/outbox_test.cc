@@ -16,7 +16,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/db/migrations.h"
+#include "common/log.h"
 #include "common/metrics.h"
+#include "common/server.h"
+#include "common/service_main.h"
+#include "tests/unit/common/echo_service.h"
 #include "tests/support/postgres_cluster.h"
 
 namespace medkoord::db {
@@ -137,6 +141,46 @@ TEST_F(OutboxTest, AnEventIsWrittenOnlyWithItsTransaction) {
                }).ok());
   EXPECT_EQ(event_id.size(), 36u) << event_id;  // a uuid
   EXPECT_EQ(Scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND attempts = 0"), 1);
+}
+
+// A trace follows the event: the row keeps the trace context of the call that
+// wrote it, and the relay's delivery over an InternalChannel reaches the
+// consumer's handler in that context (ARCHITECTURE.md, observability).
+TEST_F(OutboxTest, TheTraceOfTheWritingCallReachesTheConsumer) {
+  const std::string trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ASSERT_TRUE(pool_->Run([&](pqxx::work& tx) {
+                 log::ScopedTrace scope(trace);
+                 EnqueueOutboxEvent(tx, "test.traced", "a");
+                 return absl::OkStatus();
+               }).ok());
+  Enqueue(1);  // written outside any call: no trace
+  EXPECT_EQ(Scalar(absl::StrCat("SELECT count(*) FROM outbox WHERE traceparent = '", trace, "'")), 1);
+
+  absl::Mutex mu;
+  std::vector<std::string> seen;
+  testing::EchoService echo(nullptr, [&] {
+    absl::MutexLock lock(&mu);
+    seen.push_back(log::CurrentTraceparent());
+  });
+  ServerOptions server_options;
+  server_options.service_name = "consumer";
+  auto server = Server::Start(server_options, {&echo});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = medkoord::testing::v1::Echo::NewStub(
+      InternalChannel(absl::StrCat("127.0.0.1:", (*server)->port())));
+  OutboxRelay relay(*pool_, [&](const OutboxEvent& ev) -> absl::Status {
+    grpc::ClientContext ctx;
+    medkoord::testing::v1::EchoRequest req;
+    req.set_text(ev.topic);
+    medkoord::testing::v1::EchoResponse resp;
+    grpc::Status s = stub->Echo(&ctx, req, &resp);
+    return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
+  }, {.name = "outbox-trace-test"});
+  absl::StatusOr<int> delivered = relay.DeliverPending();
+  ASSERT_TRUE(delivered.ok()) << delivered.status();
+  EXPECT_EQ(*delivered, 2);
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(seen, ::testing::ElementsAre(trace, ""));
 }
 
 TEST_F(OutboxTest, DeliversInOrderOnceAfterTheConsumerWasDown) {
