@@ -169,61 +169,69 @@ TEST(ServerTest, OnShutdownRunsBeforeTheGraceWait) {
 
 constexpr char kTrace[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+// An Echo server that records the trace context its handler ran in.
+class TraceRecordingServer {
+ public:
+  TraceRecordingServer() : echo_(nullptr, [this] { seen_ = log::CurrentTraceparent(); }) {
+    ServerOptions options;
+    options.service_name = "echo";
+    auto server = Server::Start(options, {&echo_});
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (server.ok()) server_ = *std::move(server);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
+  // Calls Echo with `stub` and returns the trace the handler saw.
+  std::string Call(medkoord::testing::v1::Echo::Stub& stub, grpc::ClientContext& ctx) {
+    seen_ = "unset";
+    medkoord::testing::v1::EchoRequest req;
+    medkoord::testing::v1::EchoResponse resp;
+    grpc::Status status = stub.Echo(&ctx, req, &resp);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return seen_;
+  }
+
+ private:
+  std::string seen_;
+  testing::EchoService echo_;
+  std::unique_ptr<Server> server_;
+};
+
 // The caller's traceparent is the handler thread's trace context (so it is on
 // every log line and outbox row the handler writes), and only for that call.
 TEST(ServerTest, HandlerRunsInTheCallersTraceContext) {
-  std::string seen = "unset";
-  testing::EchoService echo(nullptr, [&] { seen = log::CurrentTraceparent(); });
-  ServerOptions options;
-  options.service_name = "echo";
-  auto server = Server::Start(options, {&echo});
-  ASSERT_TRUE(server.ok());
-  auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
-  medkoord::testing::v1::EchoRequest req;
-  medkoord::testing::v1::EchoResponse resp;
+  TraceRecordingServer server;
+  auto stub = medkoord::testing::v1::Echo::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata("traceparent", kTrace);
-    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
-    EXPECT_EQ(seen, kTrace);
+    EXPECT_EQ(server.Call(*stub, ctx), kTrace);
   }
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
-    EXPECT_EQ(seen, "");
+    EXPECT_EQ(server.Call(*stub, ctx), "");
   }
 }
 
 // Service-to-service calls (outbox deliveries, lookups) on an InternalChannel
 // carry the calling thread's trace context; a caller's own value wins.
 TEST(ServerTest, InternalChannelPropagatesTheCurrentTrace) {
-  std::string seen = "unset";
-  testing::EchoService echo(nullptr, [&] { seen = log::CurrentTraceparent(); });
-  ServerOptions options;
-  options.service_name = "echo";
-  auto server = Server::Start(options, {&echo});
-  ASSERT_TRUE(server.ok());
-  auto stub = medkoord::testing::v1::Echo::NewStub(InternalChannel("127.0.0.1:" + std::to_string((*server)->port())));
-  medkoord::testing::v1::EchoRequest req;
-  medkoord::testing::v1::EchoResponse resp;
+  TraceRecordingServer server;
+  auto stub = medkoord::testing::v1::Echo::NewStub(InternalChannel(server.address()));
   {
     log::ScopedTrace trace(kTrace);
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
-    EXPECT_EQ(seen, kTrace);
+    EXPECT_EQ(server.Call(*stub, ctx), kTrace);
   }
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
-    EXPECT_EQ(seen, "");
+    EXPECT_EQ(server.Call(*stub, ctx), "");
   }
   {
     log::ScopedTrace trace(kTrace);
     grpc::ClientContext ctx;
     const std::string own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     ctx.AddMetadata("traceparent", own);
-    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
-    EXPECT_EQ(seen, own);
+    EXPECT_EQ(server.Call(*stub, ctx), own);
   }
 }
 
