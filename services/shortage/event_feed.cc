@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/status.h"
 
 namespace medkoord::shortage {
 namespace {
@@ -28,6 +29,26 @@ metrics::Gauge& HeadGauge() {
 }
 
 std::string ResumeHint(int64_t cursor) { return absl::StrCat("; resume with after_sequence=", cursor); }
+
+absl::Status ShuttingDown(int64_t cursor) {
+  return absl::UnavailableError(absl::StrCat("this replica is shutting down", ResumeHint(cursor)));
+}
+
+// OUT_OF_RANGE for a resume point the log no longer covers, with the field
+// named the way validation names it (google.rpc.BadRequest), so a client
+// can tell it apart from a transient failure without reading the message.
+absl::Status Pruned(int64_t after, int64_t oldest) {
+  FieldViolations violation;
+  violation.Add("after_sequence", absl::StrCat("events up to ", oldest - 1, " are no longer kept; the oldest is ",
+                                                oldest));
+  absl::Status status = absl::OutOfRangeError(absl::StrCat(
+      "after_sequence=", after, " is older than the event log keeps (the oldest event kept is ", oldest,
+      "); read the current state again, then resume with after_sequence=", oldest - 1));
+  if (auto details = violation.ToStatus().GetPayload(kBadRequestTypeUrl)) {
+    status.SetPayload(kBadRequestTypeUrl, *details);
+  }
+  return status;
+}
 
 }  // namespace
 
@@ -77,7 +98,11 @@ void Subscription::Start() {
     started_ = true;
   }
   SubscriberGauge().Add(1);
-  hub_.Add(shared_from_this());
+  if (!hub_.Add(shared_from_this())) {
+    // Shutdown began after the handler looked: refuse, as the handler would.
+    absl::MutexLock lock(&mu_);
+    RequestClose(ShuttingDown(cursor_));
+  }
   Pump();
 }
 
@@ -214,6 +239,9 @@ void Subscription::OnReplay(absl::StatusOr<std::vector<FeedEvent>> events) {
           absl::StrCat("cannot read the event log (", events.status().message(), ")", ResumeHint(cursor_))));
     } else if (events->empty()) {
       RequestClose(absl::DataLossError(absl::StrCat("event ", cursor_ + 1, " is missing from the log")));
+    } else if (events->front().key.sequence > cursor_ + 1) {
+      // Numbers are gap-free, so a hole at the start is what retention removed.
+      RequestClose(Pruned(cursor_, events->front().key.sequence));
     } else {
       for (FeedEvent& e : *events) replay_.push_back(std::move(e));
     }
@@ -243,18 +271,32 @@ void EventHub::Stop() {
     stopping_ = true;
   }
   for (std::thread& t : replayers_) t.join();
+  EndStreams();
+}
+
+void EventHub::EndStreams() {
   std::vector<std::shared_ptr<Subscription>> subscribers;
   {
     absl::MutexLock lock(&mu_);
+    accepting_ = false;
     for (auto& [key, s] : subscribers_) subscribers.push_back(s);
   }
   for (auto& s : subscribers) {
     {
       absl::MutexLock lock(&s->mu_);
-      s->RequestClose(absl::UnavailableError(absl::StrCat("the service is shutting down", ResumeHint(s->cursor_))));
+      // The cursor is the last event the client was sent (or skipped by its
+      // filter): resuming after it elsewhere loses nothing. A send still in
+      // flight finishes first, and then the stream is closed.
+      s->RequestClose(ShuttingDown(s->cursor_));
     }
     s->Pump();
   }
+  log::Info("feed streams ended for shutdown", {{"streams", subscribers.size()}});
+}
+
+bool EventHub::accepting() const {
+  absl::MutexLock lock(&mu_);
+  return accepting_;
 }
 
 bool EventHub::ready() const {
@@ -287,9 +329,11 @@ EventHub::Lookup EventHub::Get(int64_t sequence, FeedEvent* out) const {
   return Lookup::kFound;
 }
 
-void EventHub::Add(const std::shared_ptr<Subscription>& subscription) {
+bool EventHub::Add(const std::shared_ptr<Subscription>& subscription) {
   absl::MutexLock lock(&mu_);
+  if (!accepting_) return false;
   subscribers_[subscription.get()] = subscription;
+  return true;
 }
 
 void EventHub::Remove(const Subscription* subscription) {
@@ -334,6 +378,7 @@ bool EventHub::CatchUp() {
     auto stored = store_.ReadEventsAfter(from, kCatchUpBatch);
     if (!stored.ok()) return false;
     if (stored->empty()) return true;
+    if (stored->front().sequence > from + 1) SkipPruned(from);
     const size_t read = stored->size();
     auto events = ToFeedEvents(*std::move(stored));
     if (!events.ok()) {
@@ -361,6 +406,21 @@ bool EventHub::CatchUp() {
     // Stopped at a gap, or read everything: wait for the next wake-up.
     if (appended < read || read < static_cast<size_t>(kCatchUpBatch)) return true;
   }
+}
+
+void EventHub::SkipPruned(int64_t from) {
+  // Either the next number's transaction is not visible yet (the loop below
+  // waits for it) or retention removed it while this replica was cut off;
+  // only the latter moves the head.
+  absl::StatusOr<int64_t> oldest = store_.OldestSequence();
+  if (!oldest.ok() || *oldest <= from + 1) return;
+  absl::MutexLock lock(&mu_);
+  if (head_ != from) return;
+  log::Warn("feed skipped events the log no longer keeps", {{"from", from + 1}, {"to", *oldest - 1}});
+  head_ = *oldest - 1;
+  // The ring holds consecutive numbers only; its subscribers replay and are
+  // told what is missing.
+  ring_.clear();
 }
 
 void EventHub::ListenLoop() {

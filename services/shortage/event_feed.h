@@ -14,7 +14,10 @@
 // events behind the head (or whose next event has left the ring) is ended
 // with RESOURCE_EXHAUSTED naming the after_sequence to resume from. A
 // subscriber resuming from an older sequence replays from the event log on a
-// small pool of replay threads, page by page, then continues from the ring.
+// small pool of replay threads, page by page, then continues from the ring;
+// one resuming from before the oldest event the log still keeps (see
+// EventPruner) is ended with OUT_OF_RANGE naming after_sequence and the
+// oldest available, never handed a silent gap.
 // Writes use the gRPC callback API, so subscribers need no thread each.
 
 #include <atomic>
@@ -118,6 +121,14 @@ class EventHub final : public BackgroundTask {
   void Start() override;
   void Stop() override;
 
+  // Graceful shutdown has begun (ServiceParts::on_shutdown): ends every open
+  // stream at once with UNAVAILABLE naming the after_sequence to resume
+  // from (on another replica), and refuses new ones, so that shutdown does
+  // not wait out its grace period on streams that never end by themselves.
+  void EndStreams();
+  // False once EndStreams or Stop ran.
+  bool accepting() const;
+
   // False until the hub has read the head of the log after start.
   bool ready() const;
   int64_t head() const;
@@ -132,13 +143,17 @@ class EventHub final : public BackgroundTask {
 
  private:
   friend class Subscription;
-  void Add(const std::shared_ptr<Subscription>& subscription);
+  // False (and not added) once the hub no longer accepts subscribers.
+  bool Add(const std::shared_ptr<Subscription>& subscription);
   void Remove(const Subscription* subscription);
   void ScheduleReplay(std::weak_ptr<Subscription> subscription, int64_t after);
 
   void ListenLoop();
   // Reads every committed event after head_; false on a database error.
   bool CatchUp();
+  // When the log no longer holds head_ + 1 (pruned while this replica was
+  // cut off), moves the head past the hole so the feed does not stall.
+  void SkipPruned(int64_t from);
   void ReplayLoop();
 
   ShortageStore& store_;
@@ -146,6 +161,7 @@ class EventHub final : public BackgroundTask {
 
   mutable absl::Mutex mu_;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   int64_t head_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<FeedEvent> ring_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const Subscription*, std::shared_ptr<Subscription>> subscribers_ ABSL_GUARDED_BY(mu_);

@@ -508,6 +508,10 @@ grpc::ServerWriteReactor<v1::WatchShortagesResponse>* ShortageService::WatchShor
   if (!hub_.ready()) return new RejectedWatch(absl::UnavailableError("the live feed is starting; retry shortly"));
   std::optional<int64_t> after;
   if (request->has_after_sequence()) after = request->after_sequence();
+  if (!hub_.accepting()) {
+    return new RejectedWatch(absl::UnavailableError(absl::StrCat(
+        "this replica is shutting down; resume with after_sequence=", after.value_or(hub_.head()))));
+  }
   return new WatchReactor(hub_, *std::move(filter), after);
 }
 

@@ -144,6 +144,18 @@ const std::vector<Statement>& Statements() {
        "SELECT sequence, type, shortage_id, atc_code, region, payload FROM events WHERE sequence > $1 "
        "ORDER BY sequence LIMIT $2"},
       {"event_head", "SELECT last_sequence FROM event_counter"},
+      {"events_oldest", "SELECT coalesce(min(sequence), (SELECT last_sequence + 1 FROM event_counter)) FROM events"},
+      // Retention: one replica at a time (the others skip) removes a prefix
+      // of the log, oldest first, stopping at the first event that is new
+      // enough or among the last $3 numbers. Only ever a prefix, so that what
+      // is kept is contiguous even when replicas' clocks disagree a little.
+      {"events_prune_lock", "SELECT pg_try_advisory_xact_lock(hashtext('medkoord.shortage.events_prune'))"},
+      {"events_prune",
+       "WITH oldest AS (SELECT sequence, created_at FROM events ORDER BY sequence LIMIT $1), "
+       "cap AS (SELECT last_sequence - $3 AS last FROM event_counter), "
+       "stop AS (SELECT min(sequence) AS at FROM oldest WHERE created_at >= " TS(2) " OR sequence > (SELECT last FROM cap)) "
+       "DELETE FROM events WHERE sequence IN (SELECT sequence FROM oldest "
+       "WHERE sequence < coalesce((SELECT at FROM stop), 9223372036854775807))"},
   };
   return *statements;
 }
@@ -900,6 +912,28 @@ absl::StatusOr<int64_t> ShortageStore::HeadSequence() {
   return RunFor<int64_t>(pool_, [&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
     return tx.exec_prepared1("event_head")[0].as<int64_t>();
   });
+}
+
+absl::StatusOr<int64_t> ShortageStore::OldestSequence() {
+  return RunFor<int64_t>(pool_, [&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+    return tx.exec_prepared1("events_oldest")[0].as<int64_t>();
+  });
+}
+
+absl::StatusOr<int64_t> ShortageStore::PruneEvents(absl::Time older_than, int64_t keep_last, int batch) {
+  int64_t total = 0;
+  while (true) {
+    // Each batch its own short transaction, so a large first prune never
+    // holds locks or a snapshot for long.
+    ASSIGN_OR_RETURN(int64_t deleted, RunFor<int64_t>(pool_, [&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+                       if (!tx.exec_prepared1("events_prune_lock")[0].as<bool>()) return int64_t{-1};
+                       return static_cast<int64_t>(
+                           tx.exec_prepared("events_prune", batch, Micros(older_than), keep_last).affected_rows());
+                     }));
+    if (deleted < 0) return total;  // another replica is pruning
+    total += deleted;
+    if (deleted < batch) return total;
+  }
 }
 
 struct ShortageStore::Listener::Receiver final : pqxx::notification_receiver {

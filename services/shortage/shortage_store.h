@@ -122,6 +122,13 @@ class ShortageStore {
   absl::StatusOr<std::vector<StoredEvent>> ReadEventsAfter(int64_t after, int limit);
   // The last committed sequence number (0 when there is none).
   absl::StatusOr<int64_t> HeadSequence();
+  // The oldest sequence number still in the log (head + 1 when it is empty).
+  absl::StatusOr<int64_t> OldestSequence();
+  // Deletes the oldest events written before `older_than`, in batches, but
+  // never one of the last `keep_last` numbers, and only a prefix of the log
+  // (it stops at the first event it must keep). Returns how many went; 0
+  // when another replica holds the prune lock.
+  absl::StatusOr<int64_t> PruneEvents(absl::Time older_than, int64_t keep_last, int batch = 5000);
 
   // A dedicated connection LISTENing on kEventChannel.
   class Listener {

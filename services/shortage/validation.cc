@@ -59,8 +59,6 @@ void CheckParent(FieldViolations& v, const std::string& parent) {
   if (!id.ok()) v.Add("parent", "must be shortages/{shortage_id}");
 }
 
-bool HasDate(const google::type::Date& d) { return d.year() != 0 || d.month() != 0 || d.day() != 0; }
-
 }  // namespace
 
 bool IsValidDate(const google::type::Date& date) {

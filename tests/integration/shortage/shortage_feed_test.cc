@@ -225,7 +225,9 @@ TEST_F(ShortageFeedTest, TwoReplicasOnOneDatabaseBothDeliverEveryEventInCommitOr
     if (e.type() != v1::EVENT_TYPE_POSITION_REPORTED) continue;
     const int64_t writer = e.position().stock_packs() / 100;
     auto it = last_stock_of_writer.find(writer);
-    if (it != last_stock_of_writer.end()) EXPECT_GT(e.position().stock_packs(), it->second);
+    if (it != last_stock_of_writer.end()) {
+      EXPECT_GT(e.position().stock_packs(), it->second);
+    }
     last_stock_of_writer[writer] = e.position().stock_packs();
   }
 }
@@ -302,6 +304,118 @@ TEST_F(ShortageFeedTest, SlowSubscriberIsDroppedAndDoesNotStallOthers) {
   ASSERT_TRUE(Report(instance, name, 99).ok());
   ASSERT_TRUE(ReadEvents(*healthy.reader, 11, &events));
   EXPECT_EQ(events.back().sequence(), 12);
+}
+
+TEST_F(ShortageFeedTest, ShutdownEndsOpenStreamsWithTheirResumePointAndRefusesNewOnes) {
+  Instance& instance = StartInstance();
+  const std::string name = Announce(instance);
+  ASSERT_TRUE(instance.hub().AwaitHead(1, absl::Seconds(30)));
+  Watch all = Open(instance, TaskForce(), 0);
+  // Filtered: its resume point still moves past the events it skips.
+  auto filtered_context = Signed(TaskForce(), "WatchShortages", absl::Seconds(60));
+  v1::WatchShortagesRequest filtered_request;
+  filtered_request.set_after_sequence(0);
+  filtered_request.add_event_types(v1::EVENT_TYPE_SHORTAGE_ANNOUNCED);
+  auto filtered = instance.stub().WatchShortages(filtered_context.get(), filtered_request);
+  int64_t head = -1;
+  ReadToCaughtUp(all, &head);
+  std::vector<v1::ShortageEvent> events;
+  ASSERT_TRUE(ReadEvents(*filtered, 1, &events));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Report(instance, name, i).ok());
+  std::vector<v1::ShortageEvent> live;
+  ASSERT_TRUE(ReadEvents(*all.reader, 3, &live));
+  ASSERT_TRUE(instance.hub().AwaitHead(4, absl::Seconds(30)));
+
+  instance.hub().EndStreams();
+
+  v1::WatchShortagesResponse response;
+  EXPECT_FALSE(all.reader->Read(&response));
+  grpc::Status ended = all.reader->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(ended.error_message(), HasSubstr("resume with after_sequence=4"));
+  // The filtered stream saw only the announcement, but may resume after 4:
+  // the hub had passed events 2-4 for it (it saw CaughtUp at 1, then they
+  // arrived; its cursor moves as the hub hands them over).
+  while (filtered->Read(&response)) {
+  }
+  grpc::Status filtered_ended = filtered->Finish();
+  EXPECT_EQ(filtered_ended.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(filtered_ended.error_message(), HasSubstr("resume with after_sequence="));
+
+  Watch refused = Open(instance, TaskForce(), 2);
+  EXPECT_FALSE(refused.reader->Read(&response));
+  grpc::Status status = refused.reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("resume with after_sequence=2"));
+}
+
+// Retention: with a fake clock, events older than the retention go, but
+// never the last ring-full; a client resuming from before the oldest kept
+// is told so (OUT_OF_RANGE naming after_sequence), one resuming from within
+// the log gets everything.
+TEST_F(ShortageFeedTest, PrunedLogRefusesResumeFromBeforeItsOldestEvent) {
+  EventHub::Options small = Instance::FastFeed();
+  small.ring_capacity = 4;
+  small.max_lag = 4;
+  EventPruner::Options retention;
+  retention.retention = absl::Hours(90 * 24);
+  retention.keep_last = 1;  // raised to the ring capacity by BuildShortageService
+  Instance& instance = *instances_.emplace_back(Instance::Start(url_, clock_, small, retention));
+  const std::string name = Announce(instance);
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(Report(instance, name, i).ok());  // 2..10, all at day 0
+  clock_.Advance(absl::Hours(91 * 24));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(Report(instance, name, 20 + i).ok());  // 11..12 at day 91
+  ASSERT_TRUE(instance.hub().AwaitHead(12, absl::Seconds(30)));
+
+  // 1..10 are past the retention, but 9 and 10 are among the last four.
+  absl::StatusOr<int64_t> pruned = instance.pruner().PruneOnce();
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 8);
+  ShortageStore store(instance.pool());
+  EXPECT_EQ(*store.OldestSequence(), 9);
+  clock_.Advance(absl::Hours(365 * 24));
+  EXPECT_EQ(*instance.pruner().PruneOnce(), 0) << "the last ring-full of events is always kept";
+  EXPECT_EQ(*store.OldestSequence(), 9);
+
+  for (int64_t after : {0, 3, 7}) {
+    Watch gone = Open(instance, TaskForce(), after);
+    v1::WatchShortagesResponse response;
+    EXPECT_FALSE(gone.reader->Read(&response)) << "no event before the refusal, from " << after;
+    grpc::Status status = gone.reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE) << after;
+    EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("after_sequence=", after)));
+    EXPECT_THAT(status.error_message(), HasSubstr("the oldest event kept is 9"));
+    EXPECT_THAT(ViolatedFields(status), ::testing::ElementsAre("after_sequence"));
+  }
+
+  Watch kept = Open(instance, TaskForce(), 8);
+  int64_t head = -1;
+  EXPECT_EQ(Sequences(ReadToCaughtUp(kept, &head)), Range(9, 12));
+  EXPECT_EQ(head, 12);
+}
+
+TEST_F(ShortageFeedTest, BackgroundPruneRunsOnItsIntervalAndInfiniteRetentionKeepsEverything) {
+  EventHub::Options small = Instance::FastFeed();
+  small.ring_capacity = 2;
+  small.max_lag = 2;
+  EventPruner::Options retention;
+  retention.retention = absl::Hours(24);
+  retention.interval = absl::Milliseconds(20);
+  Instance& instance = *instances_.emplace_back(Instance::Start(url_, clock_, small, retention));
+  EventPruner::Options forever = retention;
+  forever.retention = absl::InfiniteDuration();
+  Instance& keeper = *instances_.emplace_back(Instance::Start(url_, clock_, small, forever));
+  EXPECT_EQ(*keeper.pruner().PruneOnce(), 0);
+
+  const std::string name = Announce(instance);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Report(instance, name, i).ok());  // 1..6
+  ShortageStore store(instance.pool());
+  clock_.Advance(absl::Hours(25));
+  // Passes are counted after they finish: two more means one started after
+  // the clock moved.
+  ASSERT_TRUE(instance.pruner().AwaitPasses(instance.pruner().passes() + 2, absl::Seconds(30)));
+  EXPECT_EQ(*store.OldestSequence(), 5);
+  EXPECT_EQ(*keeper.pruner().PruneOnce(), 0);
 }
 
 class ShortageRestartTest : public ::testing::Test {

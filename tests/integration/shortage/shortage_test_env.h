@@ -73,7 +73,8 @@ inline std::unique_ptr<grpc::ClientContext> Signed(const Principal& principal, c
 class Instance {
  public:
   static std::unique_ptr<Instance> Start(const std::string& db_url, const Clock& clock,
-                                         EventHub::Options feed = FastFeed()) {
+                                         EventHub::Options feed = FastFeed(),
+                                         EventPruner::Options retention = EventPruner::Options{}) {
     auto instance = std::unique_ptr<Instance>(new Instance());
     db::PoolOptions pool_options;
     pool_options.url = db_url;
@@ -84,14 +85,21 @@ class Instance {
     EXPECT_TRUE(migrated.ok()) << migrated.status();
     instance->config_ = std::make_unique<Config>(std::vector<std::string>{}, std::map<std::string, std::string>{});
     ServiceContext context{*instance->config_, *instance->pool_, TestSigner(), clock};
-    auto parts = BuildShortageService(context, feed, &instance->hub_);
+    ShortageHandles handles;
+    auto parts = BuildShortageService(context, FeedSettings{feed, retention}, &handles);
     EXPECT_TRUE(parts.ok()) << parts.status();
+    instance->hub_ = handles.hub;
+    instance->pruner_ = handles.pruner;
     instance->parts_ = *std::move(parts);
     for (auto& task : instance->parts_.background) task->Start();
     ServerOptions options;
     options.service_name = "shortage-test";
     options.signer = &TestSigner();
     options.shutdown_grace = absl::Seconds(5);
+    // As RunService wires it.
+    options.on_shutdown = [parts = &instance->parts_] {
+      for (auto& hook : parts->on_shutdown) hook();
+    };
     std::vector<grpc::Service*> services;
     for (auto& s : instance->parts_.services) services.push_back(s.get());
     auto server = Server::Start(options, services);
@@ -113,14 +121,17 @@ class Instance {
   }
 
   ~Instance() {
-    // The feed first: it ends every open stream, so shutdown need not wait.
-    for (auto& task : parts_.background) task->Stop();
+    // The server first, as in production: its shutdown hook ends the open
+    // streams, then the background tasks stop.
     if (server_) server_->Shutdown();
+    for (auto& task : parts_.background) task->Stop();
   }
 
   v1::Shortage::Stub& stub() { return *stub_; }
   int port() const { return server_->port(); }
   EventHub& hub() { return *hub_; }
+  EventPruner& pruner() { return *pruner_; }
+  Server& server() { return *server_; }
   db::Pool& pool() { return *pool_; }
 
  private:
@@ -129,6 +140,7 @@ class Instance {
   std::unique_ptr<Config> config_;
   ServiceParts parts_;
   EventHub* hub_ = nullptr;
+  EventPruner* pruner_ = nullptr;
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Shortage::Stub> stub_;
