@@ -123,17 +123,7 @@ absl::Status Pool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
   int broken_retries = 0;
   int aborted_retries = 0;
   while (true) {
-    if (slot->conn == nullptr || !slot->conn->is_open()) {
-      bool replacing = slot->conn != nullptr;
-      slot->conn.reset();
-      auto conn = Connect();
-      if (!conn.ok()) return conn.status();
-      slot->conn = *std::move(conn);
-      if (replacing) {
-        absl::MutexLock lock(&mu_);
-        ++reconnects_;
-      }
-    }
+    RETURN_IF_ERROR(EnsureConnected(slot));
     absl::Status status;
     try {
       pqxx::work tx(*slot->conn);
@@ -156,10 +146,7 @@ absl::Status Pool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
       // Failed before COMMIT, so nothing happened: reconnect and retry.
       status = StatusFromCurrentException();
       slot->conn.reset();
-      {
-        absl::MutexLock lock(&mu_);
-        ++reconnects_;
-      }
+      CountReconnect();
       if (broken_retries++ < kMaxBrokenRetries) continue;
       return status;
     } catch (const pqxx::transaction_rollback&) {
@@ -170,6 +157,61 @@ absl::Status Pool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
       status = StatusFromCurrentException();
       // A statement can fail because the server went away in the middle of
       // it (admin shutdown); then the connection is useless.
+      if (slot->conn != nullptr && !slot->conn->is_open()) slot->conn.reset();
+      return status;
+    }
+  }
+}
+
+absl::Status Pool::EnsureConnected(Slot* slot) {
+  if (slot->conn != nullptr && slot->conn->is_open()) return absl::OkStatus();
+  const bool replacing = slot->conn != nullptr;
+  slot->conn.reset();
+  ASSIGN_OR_RETURN(slot->conn, Connect());
+  if (replacing) CountReconnect();
+  return absl::OkStatus();
+}
+
+void Pool::CountReconnect() {
+  absl::MutexLock lock(&mu_);
+  ++reconnects_;
+}
+
+absl::Status Pool::RunAutocommit(const std::function<absl::Status(pqxx::nontransaction&)>& fn, bool repeatable) {
+  ASSIGN_OR_RETURN(Slot * slot, Acquire());
+  struct Releaser {
+    Pool* pool;
+    Slot* slot;
+    ~Releaser() { pool->Release(slot); }
+  } releaser{this, slot};
+
+  int broken_retries = 0;
+  int aborted_retries = 0;
+  while (true) {
+    RETURN_IF_ERROR(EnsureConnected(slot));
+    absl::Status status;
+    try {
+      pqxx::nontransaction tx(*slot->conn);
+      return fn(tx);
+    } catch (const pqxx::statement_completion_unknown&) {
+      slot->conn.reset();
+      return StatusFromCurrentException();
+    } catch (const pqxx::broken_connection&) {
+      // Unlike in Run, a statement may have committed before the
+      // connection broke: run again only what may run twice.
+      status = StatusFromCurrentException();
+      slot->conn.reset();
+      CountReconnect();
+      if (repeatable && broken_retries++ < kMaxBrokenRetries) continue;
+      return status;
+    } catch (const pqxx::transaction_rollback&) {
+      // The failed statement was rolled back as a whole, but earlier
+      // statements of `fn` stay committed.
+      status = StatusFromCurrentException();
+      if (repeatable && aborted_retries++ < kMaxAbortedRetries) continue;
+      return status;
+    } catch (...) {
+      status = StatusFromCurrentException();
       if (slot->conn != nullptr && !slot->conn->is_open()) slot->conn.reset();
       return status;
     }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/csv/validators.h"
+#include "common/log.h"
 #include "common/page_token.h"
 #include "common/server.h"
 #include "common/status.h"
@@ -754,20 +755,38 @@ IntakeDecisionDelivery::IntakeDecisionDelivery(std::shared_ptr<grpc::Channel> ch
     : stub_(intake::IntakeInternal::NewStub(std::move(channel))), signer_(signer), timeout_(timeout) {}
 
 absl::Status IntakeDecisionDelivery::operator()(const db::OutboxEvent& event) const {
+  const log::Fields fields = {{"event_id", event.event_id}, {"topic", event.topic}};
   if (event.topic != kDecisionTopic) {
-    return absl::InternalError(absl::StrCat("unknown outbox topic ", event.topic));
+    log::Error("outbox event of an unknown topic; not delivered", fields);
+    return absl::OkStatus();
   }
   intake::ApplyDecisionRequest request;
   if (!request.ParseFromString(event.payload)) {
-    return absl::InternalError("undecodable outbox payload");
+    log::Error("outbox event unreadable; not delivered", fields);
+    return absl::OkStatus();
   }
   request.set_event_id(event.event_id);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  if (!event.traceparent.empty()) context.AddMetadata("traceparent", event.traceparent);
   signer_.Attach(context, ServicePrincipal("assessment"),
                  FullMethodName(intake::IntakeInternal::service_full_name(), "ApplyDecision"));
   intake::ApplyDecisionResponse response;
-  return FromGrpcStatus(stub_->ApplyDecision(&context, request, &response));
+  const grpc::Status status = stub_->ApplyDecision(&context, request, &response);
+  switch (status.error_code()) {
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION: {
+      log::Fields f = fields;
+      f["application"] = request.application();
+      f["code"] = static_cast<int>(status.error_code());
+      f["reason"] = status.error_message();
+      log::Error("intake refused a decision (final; later decisions go on)", f);
+      return absl::OkStatus();
+    }
+    default:
+      return FromGrpcStatus(status);
+  }
 }
 
 }  // namespace medkoord::assessment

@@ -76,7 +76,11 @@ class AssessmentService final
 
 // Delivers outbox rows (decisions) to intake's IntakeInternal.ApplyDecision,
 // signed as the "assessment" service principal. The event id of the outbox
-// row is the idempotency key intake sees.
+// row is the idempotency key intake sees. The relay delivers in order, so
+// an answer that will never change (intake has no such application, the
+// event is malformed or refused) is logged as an error and counted as
+// delivered instead of holding up every later decision; outages and other
+// errors are retried.
 class IntakeDecisionDelivery {
  public:
   IntakeDecisionDelivery(std::shared_ptr<grpc::Channel> channel, const PrincipalSigner& signer,

@@ -608,7 +608,20 @@ grpc::Status IntakeInternalService::ApplyDecision(grpc::ServerContext* context,
   IntakeStore::DecisionInput input{request->event_id(), name->case_ref, name->region,      outcome,
                                    decided_on,          request->decided_by(), request->reason()};
   auto applied = store_.ApplyDecision(input, clock_.Now());
-  if (!applied.ok()) return Fail(applied.status());
+  if (!applied.ok()) {
+    if (absl::IsNotFound(applied.status())) {
+      // Assessment only decides cases registered from intake's events, so
+      // this means lost or mismatched data: loud, and a final answer that
+      // the sender's relay can tell from an outage.
+      log::Error("decision for an application intake does not have",
+                 {{"event_id", request->event_id()}, {"application", request->application()}});
+    }
+    return Fail(applied.status());
+  }
+  if (applied->out_of_date) {
+    log::Warn("decision older than the one stored; kept the stored one",
+                 {{"event_id", request->event_id()}, {"application", request->application()}});
+  }
   ToProto(applied->record, response->mutable_application());
   response->set_duplicate(applied->duplicate);
   return grpc::Status::OK;

@@ -203,18 +203,23 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
             "VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT DO NOTHING RETURNING resource");
   c.prepare("app_next_block", "SELECT nextval('application_number')");
-  // Claim the request_id, insert the application, write its outbox event:
-  // one statement. Answers (claimed, inserted).
+  // Insert the application, claim the request_id, write its outbox event:
+  // one statement, run without BEGIN/COMMIT (it is atomic on its own). The
+  // application goes first with ON CONFLICT DO NOTHING (case_ref or
+  // region_ref taken: nothing at all is written); the claim has no ON
+  // CONFLICT, so a used request_id fails the whole statement with a unique
+  // violation and leaves nothing behind. (Every WITH part runs, whether the
+  // final SELECT reads it or not.) Answers the number inserted.
   c.prepare("app_submit",
-            "WITH claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
-            "VALUES ('application', $1, $2, $3, $4::timestamptz) ON CONFLICT DO NOTHING RETURNING resource), "
-            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
+            "WITH app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
             "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, created_at, updated_at) SELECT resource, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, "
-            "$15, $16, 'open', 'submitted', $1, $4::timestamptz, $4::timestamptz FROM claim "
+            "created_by, created_at, updated_at) VALUES ($3, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, $16, 'open', 'submitted', $1, $4::timestamptz, $4::timestamptz) "
             "ON CONFLICT DO NOTHING RETURNING case_ref), "
+            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
+            "SELECT 'application', $1, $2, case_ref, $4::timestamptz FROM app RETURNING resource), "
             "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $17, $18, $19 FROM app RETURNING id) "
-            "SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM app), (SELECT count(*) FROM event)");
+            "SELECT count(*) FROM app");
   c.prepare("app_by_region_ref", "SELECT case_ref FROM applications WHERE region = $1 AND region_ref = $2");
   c.prepare("app_list", "SELECT " + cols + " FROM applications WHERE " + kApplicationFilter +
                             "AND ($9::date IS NULL OR (submitted_on, case_ref) < ($9::date, $10::text)) "
@@ -306,43 +311,61 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
     // round trip inside the transaction on the hot path.
     const std::string payload = event(record);
     bool case_ref_taken = false;
-    absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
-      out = Submitted();
-      case_ref_taken = false;
-      pqxx::row r = tx.exec_prepared1(
-          "app_submit", principal_id, request_id, record.case_ref, now_text, record.region,
-          EmptyAsNull(record.region_ref), csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code,
-          record.indication, record.icd10, record.cancer, record.marketed_dk, record.medicinraadet_status,
-          record.ema_status, record.note, kTopicSubmitted, pqxx::binarystring(payload.data(), payload.size()),
-          log::CurrentTraceparent());
-      if (r[0].as<int64_t>() == 0) {
-        // The request_id was used before (or by a concurrent retry that
-        // committed first): answer with the first result.
-        pqxx::result found = tx.exec_prepared("request_find", "application", principal_id, request_id);
-        if (found.empty()) return absl::AbortedError("request_id claimed concurrently; retry");
-        pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
-        if (app.empty()) return absl::InternalError("request_id refers to a missing application");
-        out.record = ApplicationFromRow(app[0]);
-        out.replayed = true;
-        return absl::OkStatus();
-      }
-      if (r[1].as<int64_t>() == 1) {
-        out.record = record;
-        return absl::OkStatus();
-      }
-      if (!record.region_ref.empty()) {
-        pqxx::result taken = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
-        if (!taken.empty()) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "region ", record.region, " already has an application with region_ref `", record.region_ref,
-              "`: ", ApplicationName(record.region, taken[0][0].as<std::string>())));
-        }
-      }
-      case_ref_taken = true;
-      return absl::AbortedError("case_ref taken");  // rolls the claim back
-    });
-    if (case_ref_taken) continue;
+    // Idempotent by request_id, so the pool may run it again after a broken
+    // connection even if the first run committed: the second one replays.
+    absl::Status status = pool_.RunAutocommit(
+        [&](pqxx::nontransaction& tx) -> absl::Status {
+          out = Submitted();
+          case_ref_taken = false;
+          auto replay = [&]() -> absl::StatusOr<bool> {
+            pqxx::result found = tx.exec_prepared("request_find", "application", principal_id, request_id);
+            if (found.empty()) return false;
+            pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
+            if (app.empty()) return absl::InternalError("request_id refers to a missing application");
+            out.record = ApplicationFromRow(app[0]);
+            out.replayed = true;
+            return true;
+          };
+          int64_t inserted = 0;
+          try {
+            inserted = tx.exec_prepared1("app_submit", principal_id, request_id, record.case_ref, now_text,
+                                         record.region, EmptyAsNull(record.region_ref),
+                                         csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code,
+                                         record.indication, record.icd10, record.cancer, record.marketed_dk,
+                                         record.medicinraadet_status, record.ema_status, record.note, kTopicSubmitted,
+                                         pqxx::binarystring(payload.data(), payload.size()),
+                                         log::CurrentTraceparent())[0]
+                           .as<int64_t>();
+          } catch (const pqxx::unique_violation&) {
+            // The request_id was used before (or by a concurrent retry that
+            // committed first): answer with the first result.
+            ASSIGN_OR_RETURN(const bool replayed, replay());
+            if (replayed) return absl::OkStatus();
+            throw;
+          }
+          if (inserted == 1) {
+            out.record = record;
+            return absl::OkStatus();
+          }
+          // Nothing written. A retry whose first attempt stored the
+          // application answers with it, even though this attempt's
+          // region_ref now collides with that very application.
+          ASSIGN_OR_RETURN(const bool replayed, replay());
+          if (replayed) return absl::OkStatus();
+          if (!record.region_ref.empty()) {
+            pqxx::result taken = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
+            if (!taken.empty()) {
+              return absl::AlreadyExistsError(absl::StrCat(
+                  "region ", record.region, " already has an application with region_ref `", record.region_ref,
+                  "`: ", ApplicationName(record.region, taken[0][0].as<std::string>())));
+            }
+          }
+          case_ref_taken = true;
+          return absl::OkStatus();
+        },
+        /*repeatable=*/true);
     if (!status.ok()) return status;
+    if (case_ref_taken) continue;
     return out;
   }
   return absl::InternalError("could not allocate a case reference");
@@ -451,10 +474,24 @@ absl::StatusOr<IntakeStore::DecisionApplied> IntakeStore::ApplyDecision(const De
     if (r.empty() || r[0][1].as<std::string>() != d.region) {
       return absl::NotFoundError(absl::StrCat("no application ", ApplicationName(d.region, d.case_ref)));
     }
+    ApplicationRecord current = ApplicationFromRow(r[0]);
     if (tx.exec_prepared("decision_claim", d.event_id, d.case_ref, now_text).empty()) {
-      out.record = ApplicationFromRow(r[0]);
+      out.record = std::move(current);
       out.duplicate = true;
       return absl::OkStatus();
+    }
+    if (current.state == kStateDecided) {
+      // A decision under another event id: the same one again (an imported
+      // decided case, a re-sent event) or one older than what is stored.
+      // The stored decision stays; a newer event replaces it.
+      const bool same = current.outcome == d.outcome && current.decided_on == d.decided_on;
+      const bool older = current.decided_on && d.decided_on && *d.decided_on < *current.decided_on;
+      if (same || older) {
+        out.record = std::move(current);
+        out.already_decided = true;
+        out.out_of_date = !same;
+        return absl::OkStatus();
+      }
     }
     std::optional<std::string> decided_on;
     if (d.decided_on) decided_on = csv::FormatIsoDate(*d.decided_on);

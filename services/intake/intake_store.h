@@ -102,8 +102,18 @@ class IntakeStore {
   };
   struct DecisionApplied {
     ApplicationRecord record;
-    bool duplicate = false;
+    bool duplicate = false;  // this event_id was applied before
+    // Not changed, the event recorded as applied: the application already
+    // holds this decision (same outcome and date), or a later one.
+    bool already_decided = false;
+    bool out_of_date = false;  // ... and that one is later than the event's
   };
+  // Applies assessment's decision; tolerant of everything assessment can
+  // legitimately send, since one lasting error would hold up every later
+  // decision in its ordered outbox: a repeat, a decision over a withdrawal
+  // that assessment refused (the case was decided first), an event older
+  // than the decision already stored. NOT_FOUND only when intake has no
+  // such application of that region.
   absl::StatusOr<DecisionApplied> ApplyDecision(const DecisionInput& decision, absl::Time now);
 
   // Runs an import in one transaction: `body` reads the input and calls the
