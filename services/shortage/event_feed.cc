@@ -34,20 +34,24 @@ absl::Status ShuttingDown(int64_t cursor) {
   return absl::UnavailableError(absl::StrCat("this replica is shutting down", ResumeHint(cursor)));
 }
 
-// OUT_OF_RANGE for a resume point the log no longer covers, with the field
+// OUT_OF_RANGE for a resume point the log cannot serve, with the field
 // named the way validation names it (google.rpc.BadRequest), so a client
 // can tell it apart from a transient failure without reading the message.
-absl::Status Pruned(int64_t after, int64_t oldest) {
-  FieldViolations violation;
-  violation.Add("after_sequence", absl::StrCat("events up to ", oldest - 1, " are no longer kept; the oldest is ",
-                                                oldest));
-  absl::Status status = absl::OutOfRangeError(absl::StrCat(
-      "after_sequence=", after, " is older than the event log keeps (the oldest event kept is ", oldest,
-      "); read the current state again, then resume with after_sequence=", oldest - 1));
-  if (auto details = violation.ToStatus().GetPayload(kBadRequestTypeUrl)) {
+absl::Status ResumePointOutOfRange(std::string message, std::string violation) {
+  FieldViolations violations;
+  violations.Add("after_sequence", std::move(violation));
+  absl::Status status = absl::OutOfRangeError(std::move(message));
+  if (auto details = violations.ToStatus().GetPayload(kBadRequestTypeUrl)) {
     status.SetPayload(kBadRequestTypeUrl, *details);
   }
   return status;
+}
+
+absl::Status Pruned(int64_t after, int64_t oldest) {
+  return ResumePointOutOfRange(
+      absl::StrCat("after_sequence=", after, " is older than the event log keeps (the oldest event kept is ", oldest,
+                   "); read the current state again, then resume with after_sequence=", oldest - 1),
+      absl::StrCat("events up to ", oldest - 1, " are no longer kept; the oldest is ", oldest));
 }
 
 }  // namespace
@@ -292,6 +296,19 @@ void EventHub::EndStreams() {
     s->Pump();
   }
   log::Info("feed streams ended for shutdown", {{"streams", subscribers.size()}});
+}
+
+absl::Status EventHub::CheckResumePoint(int64_t after) const {
+  if (after <= head()) return absl::OkStatus();
+  // This replica may simply not have read the newest events yet; only the
+  // database's counter says whether the number was ever given out.
+  ASSIGN_OR_RETURN(int64_t committed, store_.HeadSequence());
+  if (after <= committed) return absl::OkStatus();
+  return ResumePointOutOfRange(
+      absl::StrCat("after_sequence=", after, " is beyond the newest event (", committed,
+                   "); the log was restored or the number comes from another installation: read the current state "
+                   "again, then resume with after_sequence=", committed),
+      absl::StrCat("no event after ", committed, " exists"));
 }
 
 bool EventHub::accepting() const {

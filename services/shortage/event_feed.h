@@ -128,6 +128,10 @@ class EventHub final : public BackgroundTask {
   void EndStreams();
   // False once EndStreams or Stop ran.
   bool accepting() const;
+  // OUT_OF_RANGE when `after` is beyond the last number ever committed (a
+  // restored database, another installation's number): waiting for it would
+  // silently skip the events numbered up to it.
+  absl::Status CheckResumePoint(int64_t after) const;
 
   // False until the hub has read the head of the log after start.
   bool ready() const;

@@ -508,6 +508,10 @@ grpc::ServerWriteReactor<v1::WatchShortagesResponse>* ShortageService::WatchShor
   if (!hub_.ready()) return new RejectedWatch(absl::UnavailableError("the live feed is starting; retry shortly"));
   std::optional<int64_t> after;
   if (request->has_after_sequence()) after = request->after_sequence();
+  if (after.has_value()) {
+    absl::Status resumable = hub_.CheckResumePoint(*after);
+    if (!resumable.ok()) return new RejectedWatch(resumable);
+  }
   if (!hub_.accepting()) {
     return new RejectedWatch(absl::UnavailableError(absl::StrCat(
         "this replica is shutting down; resume with after_sequence=", after.value_or(hub_.head()))));

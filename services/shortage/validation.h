@@ -19,8 +19,6 @@
 
 namespace medkoord::shortage {
 
-namespace v1 = ::medkoord::shortage::v1;
-
 // "shortages/{id}" -> id. INVALID_ARGUMENT naming `field` otherwise.
 absl::StatusOr<std::string> ParseShortageName(std::string_view name, std::string_view field);
 std::string ShortageName(std::string_view shortage_id);

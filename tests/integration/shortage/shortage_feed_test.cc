@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "tests/integration/shortage/shortage_test_env.h"
 
@@ -352,7 +353,7 @@ TEST_F(ShortageFeedTest, ShutdownEndsOpenStreamsWithTheirResumePointAndRefusesNe
 // Retention: with a fake clock, events older than the retention go, but
 // never the last ring-full; a client resuming from before the oldest kept
 // is told so (OUT_OF_RANGE naming after_sequence), one resuming from within
-// the log gets everything.
+// the log gets everything, one resuming from beyond the log is refused.
 TEST_F(ShortageFeedTest, PrunedLogRefusesResumeFromBeforeItsOldestEvent) {
   EventHub::Options small = Instance::FastFeed();
   small.ring_capacity = 4;
@@ -392,6 +393,15 @@ TEST_F(ShortageFeedTest, PrunedLogRefusesResumeFromBeforeItsOldestEvent) {
   int64_t head = -1;
   EXPECT_EQ(Sequences(ReadToCaughtUp(kept, &head)), Range(9, 12));
   EXPECT_EQ(head, 12);
+
+  // A number never given out (a restored database): refused, not awaited.
+  Watch ahead = Open(instance, TaskForce(), 40);
+  v1::WatchShortagesResponse response;
+  EXPECT_FALSE(ahead.reader->Read(&response));
+  grpc::Status status = ahead.reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(status.error_message(), HasSubstr("beyond the newest event (12)"));
+  EXPECT_THAT(ViolatedFields(status), ::testing::ElementsAre("after_sequence"));
 }
 
 TEST_F(ShortageFeedTest, BackgroundPruneRunsOnItsIntervalAndInfiniteRetentionKeepsEverything) {
@@ -416,6 +426,59 @@ TEST_F(ShortageFeedTest, BackgroundPruneRunsOnItsIntervalAndInfiniteRetentionKee
   ASSERT_TRUE(instance.pruner().AwaitPasses(instance.pruner().passes() + 2, absl::Seconds(30)));
   EXPECT_EQ(*store.OldestSequence(), 5);
   EXPECT_EQ(*keeper.pruner().PruneOnce(), 0);
+}
+
+// A replica cut off from the database while another pruned the log comes
+// back to find its next number gone: it moves past the hole instead of
+// waiting for it forever, its lagging subscriber is told to resume, and the
+// resume is refused with the oldest event kept.
+TEST_F(ShortageFeedTest, ReplicaBehindAPrunedLogMovesOnAndTellsItsSubscribers) {
+  Instance& instance = StartInstance();
+  Watch lagging = Open(instance, TaskForce(), std::nullopt);
+  int64_t head = -1;
+  ReadToCaughtUp(lagging, &head);
+  ASSERT_EQ(head, 0);
+  {
+    // What the database looks like after events 1..5 were written and pruned
+    // while this replica did not read: the counter at 8, events 6..8 kept.
+    pqxx::connection connection(url_);
+    pqxx::work tx(connection);
+    for (int64_t sequence = 6; sequence <= 8; ++sequence) {
+      v1::ShortageEvent event;
+      event.set_sequence(sequence);
+      event.set_type(v1::EVENT_TYPE_SHORTAGE_UPDATED);
+      event.set_shortage("shortages/S-2024-0001");
+      const std::string payload = event.SerializeAsString();
+      tx.exec_params("INSERT INTO events (sequence, type, shortage_id, atc_code, region, payload, created_at) "
+                     "VALUES ($1, $2, 'S-2024-0001', 'L03AB11', 0, $3, now())",
+                     sequence, static_cast<int>(event.type()), pqxx::binarystring(payload.data(), payload.size()));
+    }
+    tx.exec("UPDATE event_counter SET last_sequence = 8");
+    tx.exec("SELECT pg_notify('shortage_events', '8')");
+    tx.commit();
+  }
+  ASSERT_TRUE(instance.hub().AwaitHead(8, absl::Seconds(30))) << "the feed waits for a number that is gone";
+
+  v1::WatchShortagesResponse response;
+  EXPECT_FALSE(lagging.reader->Read(&response));
+  grpc::Status dropped = lagging.reader->Finish();
+  EXPECT_EQ(dropped.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(dropped.error_message(), HasSubstr("resume with after_sequence=0"));
+  Watch resumed = Open(instance, TaskForce(), 0);
+  EXPECT_FALSE(resumed.reader->Read(&response));
+  grpc::Status refused = resumed.reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(refused.error_message(), HasSubstr("the oldest event kept is 6"));
+
+  // Live from the new head on.
+  Watch fresh = Open(instance, TaskForce(), 5);
+  EXPECT_EQ(Sequences(ReadToCaughtUp(fresh, &head)), Range(6, 8));
+  EXPECT_EQ(head, 8);
+  const std::string name = Announce(instance);
+  std::vector<v1::ShortageEvent> live;
+  ASSERT_TRUE(ReadEvents(*fresh.reader, 1, &live));
+  EXPECT_EQ(live[0].sequence(), 9);
+  EXPECT_EQ(live[0].shortage(), name);
 }
 
 class ShortageRestartTest : public ::testing::Test {
