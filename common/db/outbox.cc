@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -27,6 +28,18 @@ std::string EnqueueOutboxEvent(pqxx::work& tx, const std::string& topic, const s
   return row[0].as<std::string>();
 }
 
+namespace {
+constexpr char kRefusedPayload[] = "type.medkoord.dev/outbox.refused";
+}  // namespace
+
+absl::Status OutboxRefused(const absl::Status& cause) {
+  absl::Status refused(cause.ok() ? absl::StatusCode::kFailedPrecondition : cause.code(), cause.message());
+  refused.SetPayload(kRefusedPayload, absl::Cord("1"));
+  return refused;
+}
+
+bool IsOutboxRefused(const absl::Status& status) { return status.GetPayload(kRefusedPayload).has_value(); }
+
 OutboxRelay::OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options)
     : pool_(pool), deliver_(std::move(deliver)), options_(std::move(options)) {
   if (options_.batch_size < 1) options_.batch_size = 1;
@@ -38,6 +51,9 @@ OutboxRelay::OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options
   delivered_counter_ = &registry.GetCounter("medkoord_outbox_delivered_total", "Outbox events delivered", labels);
   failed_counter_ = &registry.GetCounter("medkoord_outbox_delivery_failures_total",
                                          "Outbox delivery attempts that failed and will be retried", labels);
+  refused_counter_ = &registry.GetCounter(
+      "medkoord_outbox_refused_total",
+      "Outbox events the consumer refused for good (kept with last_error, not retried)", labels);
 }
 
 OutboxRelay::~OutboxRelay() { Stop(); }
@@ -133,6 +149,22 @@ absl::StatusOr<int> OutboxRelay::DeliverBatch() {
       } catch (const std::exception& e) {
         sent = absl::InternalError(absl::StrCat("outbox deliver threw: ", e.what()));
       }
+    }
+    if (IsOutboxRefused(sent)) {
+      const std::string reason = absl::StrCat("refused: ", sent.ToString(absl::StatusToStringMode::kWithNoExtraData));
+      RETURN_IF_ERROR(pool_.Run([&](pqxx::work& tx) {
+        tx.exec_params(
+            "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            ev.id, reason.substr(0, 1000));
+        return absl::OkStatus();
+      }));
+      log::Error("outbox event refused by its consumer; kept with last_error, later events go on",
+                 {{"relay", options_.name}, {"topic", ev.topic}, {"event_id", ev.event_id},
+                  {"code", absl::StatusCodeToString(sent.code())}});
+      refused_counter_->Inc();
+      if (pending_.load() > 0) --pending_;
+      pending_gauge_->Set(static_cast<double>(pending_.load()));
+      continue;
     }
     if (!sent.ok()) {
       // Kept for a retry; nothing after it goes first, so order holds.

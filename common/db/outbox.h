@@ -45,6 +45,16 @@ struct OutboxEvent {
 // Writes an event in the caller's transaction. Returns the event id.
 std::string EnqueueOutboxEvent(pqxx::work& tx, const std::string& topic, const std::string& payload);
 
+// A consumer's final answer that it will never accept an event (it names
+// something the consumer does not have, or cannot be read). Returned from a
+// Deliver function, the relay records it on the row (delivered_at set,
+// last_error = the reason, so an operator can find it), logs an error,
+// counts it in medkoord_outbox_refused_total, and goes on with the later
+// events instead of holding them back forever. Every other error is retried
+// in order.
+absl::Status OutboxRefused(const absl::Status& cause);
+bool IsOutboxRefused(const absl::Status& status);
+
 struct OutboxRelayOptions {
   std::string name = "outbox";         // advisory-lock key and metrics label
   absl::Duration poll_interval = absl::Milliseconds(200);
@@ -55,8 +65,9 @@ struct OutboxRelayOptions {
 
 class OutboxRelay final : public BackgroundTask {
  public:
-  // `deliver` sends one event; OK marks it delivered, an error keeps it for a
-  // retry (in order: nothing after it is delivered first).
+  // `deliver` sends one event; OK marks it delivered, OutboxRefused(...)
+  // settles it as refused, any other error keeps it for a retry (in order:
+  // nothing after it is delivered first).
   using Deliver = std::function<absl::Status(const OutboxEvent&)>;
 
   OutboxRelay(Pool& pool, Deliver deliver, OutboxRelayOptions options = {});
@@ -100,6 +111,7 @@ class OutboxRelay final : public BackgroundTask {
   metrics::Gauge* lag_gauge_;
   metrics::Counter* delivered_counter_;
   metrics::Counter* failed_counter_;
+  metrics::Counter* refused_counter_;
   // Serialises the background loop and DeliverPending() in this process.
   absl::Mutex deliver_mu_;
   std::unique_ptr<pqxx::connection> lock_conn_ ABSL_GUARDED_BY(deliver_mu_);

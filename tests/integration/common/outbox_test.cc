@@ -244,6 +244,33 @@ TEST_F(OutboxTest, AFailureMidStreamHoldsBackEverythingAfterIt) {
   EXPECT_EQ(consumer.Payloads(), payloads);
 }
 
+// A consumer's final "no" settles that one event, visibly (last_error,
+// refused counter), and the events after it are delivered; a retryable error
+// still holds everything back (previous test).
+TEST_F(OutboxTest, ARefusedEventIsSettledWithItsReasonAndLaterEventsGoOn) {
+  std::vector<std::string> payloads = Enqueue(5);
+  std::vector<std::string> received;
+  OutboxRelay relay(*pool_, [&](const OutboxEvent& ev) -> absl::Status {
+    if (ev.payload == PayloadOf(1)) return OutboxRefused(absl::NotFoundError("no application 42"));
+    received.push_back(ev.payload);
+    return absl::OkStatus();
+  }, {.name = "outbox-refused-test"});
+  absl::StatusOr<int> delivered = relay.DeliverPending();
+  ASSERT_TRUE(delivered.ok()) << delivered.status();
+  EXPECT_EQ(*delivered, 4);
+  EXPECT_THAT(received, ::testing::ElementsAre(PayloadOf(0), PayloadOf(2), PayloadOf(3), PayloadOf(4)));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 0);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM outbox WHERE last_error LIKE 'refused: NOT_FOUND: no application 42%'"), 1);
+  const std::string scrape = metrics::DefaultRegistry().Render();
+  EXPECT_THAT(scrape, HasSubstr("medkoord_outbox_refused_total{relay=\"outbox-refused-test\"} 1"));
+  // A second pass finds nothing to do: the refusal is final.
+  delivered = relay.DeliverPending();
+  ASSERT_TRUE(delivered.ok());
+  EXPECT_EQ(*delivered, 0);
+  EXPECT_TRUE(IsOutboxRefused(OutboxRefused(absl::InvalidArgumentError("x"))));
+  EXPECT_FALSE(IsOutboxRefused(absl::UnavailableError("down")));
+}
+
 TEST_F(OutboxTest, TheBackgroundRelayBacksOffAndDeliversEverything) {
   std::vector<std::string> payloads = Enqueue(30);
   Consumer consumer(/*failures=*/5, /*expect=*/30);
