@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/csv/validators.h"
-#include "common/log.h"
 #include "common/page_token.h"
 #include "common/server.h"
 #include "common/status.h"
@@ -755,15 +754,12 @@ IntakeDecisionDelivery::IntakeDecisionDelivery(std::shared_ptr<grpc::Channel> ch
     : stub_(intake::IntakeInternal::NewStub(std::move(channel))), signer_(signer), timeout_(timeout) {}
 
 absl::Status IntakeDecisionDelivery::operator()(const db::OutboxEvent& event) const {
-  const log::Fields fields = {{"event_id", event.event_id}, {"topic", event.topic}};
   if (event.topic != kDecisionTopic) {
-    log::Error("outbox event of an unknown topic; not delivered", fields);
-    return absl::OkStatus();
+    return db::OutboxRefused(absl::InvalidArgumentError(absl::StrCat("unknown outbox topic ", event.topic)));
   }
   intake::ApplyDecisionRequest request;
   if (!request.ParseFromString(event.payload)) {
-    log::Error("outbox event unreadable; not delivered", fields);
-    return absl::OkStatus();
+    return db::OutboxRefused(absl::InvalidArgumentError("undecodable outbox payload"));
   }
   request.set_event_id(event.event_id);
   grpc::ClientContext context;
@@ -776,14 +772,10 @@ absl::Status IntakeDecisionDelivery::operator()(const db::OutboxEvent& event) co
   switch (status.error_code()) {
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::INVALID_ARGUMENT:
-    case grpc::StatusCode::FAILED_PRECONDITION: {
-      log::Fields f = fields;
-      f["application"] = request.application();
-      f["code"] = static_cast<int>(status.error_code());
-      f["reason"] = status.error_message();
-      log::Error("intake refused a decision (final; later decisions go on)", f);
-      return absl::OkStatus();
-    }
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      // Final: the relay keeps the row with this reason, logs and counts it
+      // (medkoord_outbox_refused_total) and goes on with later decisions.
+      return db::OutboxRefused(FromGrpcStatus(status));
     default:
       return FromGrpcStatus(status);
   }

@@ -78,9 +78,9 @@ class AssessmentService final
 // signed as the "assessment" service principal. The event id of the outbox
 // row is the idempotency key intake sees. The relay delivers in order, so
 // an answer that will never change (intake has no such application, the
-// event is malformed or refused) is logged as an error and counted as
-// delivered instead of holding up every later decision; outages and other
-// errors are retried.
+// event is malformed or refused) is returned as db::OutboxRefused: settled
+// with its reason instead of holding up every later decision; outages and
+// other errors are retried.
 class IntakeDecisionDelivery {
  public:
   IntakeDecisionDelivery(std::shared_ptr<grpc::Channel> channel, const PrincipalSigner& signer,
