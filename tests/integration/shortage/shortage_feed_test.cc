@@ -362,6 +362,9 @@ TEST_F(ShortageFeedTest, PrunedLogRefusesResumeFromBeforeItsOldestEvent) {
   retention.retention = absl::Hours(90 * 24);
   retention.keep_last = 1;  // raised to the ring capacity by BuildShortageService
   Instance& instance = *instances_.emplace_back(Instance::Start(url_, clock_, small, retention));
+  // The background pass at start must be over before the clock moves: the
+  // passes below are the test's own.
+  ASSERT_TRUE(instance.pruner().AwaitPasses(1, absl::Seconds(30)));
   const std::string name = Announce(instance);
   for (int i = 0; i < 9; ++i) ASSERT_TRUE(Report(instance, name, i).ok());  // 2..10, all at day 0
   clock_.Advance(absl::Hours(91 * 24));
@@ -402,6 +405,36 @@ TEST_F(ShortageFeedTest, PrunedLogRefusesResumeFromBeforeItsOldestEvent) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_THAT(status.error_message(), HasSubstr("beyond the newest event (12)"));
   EXPECT_THAT(ViolatedFields(status), ::testing::ElementsAre("after_sequence"));
+}
+
+// Replicas' clocks may disagree, so created_at is not monotonic in the
+// sequence. Pruning stops at the first event it must keep: what remains is
+// always one contiguous run, never a log with holes in the middle.
+TEST_F(ShortageFeedTest, PruningRemovesOnlyAPrefixWhenClocksDisagree) {
+  EventHub::Options small = Instance::FastFeed();
+  small.ring_capacity = 2;
+  small.max_lag = 2;
+  EventPruner::Options retention;
+  retention.retention = absl::Hours(24);
+  Instance& instance = *instances_.emplace_back(Instance::Start(url_, clock_, small, retention));
+  ASSERT_TRUE(instance.pruner().AwaitPasses(1, absl::Seconds(30)));  // the one at start, before the clock moves
+  const absl::Time start = clock_.Now();
+  const std::string name = Announce(instance);         // 1 at day 0
+  ASSERT_TRUE(Report(instance, name, 1).ok());         // 2 at day 0
+  clock_.Set(start + absl::Hours(10 * 24));
+  ASSERT_TRUE(Report(instance, name, 2).ok());         // 3 at day 10 (a clock ahead)
+  clock_.Set(start);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Report(instance, name, 3 + i).ok());  // 4..8 at day 0
+  clock_.Set(start + absl::Hours(5 * 24));
+
+  EXPECT_EQ(*instance.pruner().PruneOnce(), 2);
+  ShortageStore store(instance.pool());
+  EXPECT_EQ(*store.OldestSequence(), 3);
+  auto rest = store.ReadEventsAfter(0, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  std::vector<int64_t> kept;
+  for (const StoredEvent& e : *rest) kept.push_back(e.sequence);
+  EXPECT_EQ(kept, Range(3, 8));
 }
 
 TEST_F(ShortageFeedTest, BackgroundPruneRunsOnItsIntervalAndInfiniteRetentionKeepsEverything) {
