@@ -312,6 +312,7 @@ TEST_F(ShortageFaultTest, SigtermWithFiftyOpenStreamsEndsThemAtOnceAndEachResume
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
   // The grace is 60 s; streams that waited it out would show here.
   EXPECT_LT(took, absl::Seconds(15));
+  RecordProperty("sigterm_to_exit_ms", static_cast<int>(absl::ToInt64Milliseconds(took)));
   writer.join();
 
   const auto log = StoredLog(url_);
