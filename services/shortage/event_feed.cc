@@ -298,22 +298,24 @@ void EventHub::EndStreams() {
   log::Info("feed streams ended for shutdown", {{"streams", subscribers.size()}});
 }
 
-absl::Status EventHub::CheckResumePoint(int64_t after) const {
-  if (after <= head()) return absl::OkStatus();
+absl::Status EventHub::Admit(std::optional<int64_t> after) const {
+  int64_t head;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ready_) return absl::UnavailableError("the live feed is starting; retry shortly");
+    if (!accepting_) return ShuttingDown(after.value_or(head_));
+    head = head_;
+  }
+  if (!after.has_value() || *after <= head) return absl::OkStatus();
   // This replica may simply not have read the newest events yet; only the
   // database's counter says whether the number was ever given out.
   ASSIGN_OR_RETURN(int64_t committed, store_.HeadSequence());
-  if (after <= committed) return absl::OkStatus();
+  if (*after <= committed) return absl::OkStatus();
   return ResumePointOutOfRange(
-      absl::StrCat("after_sequence=", after, " is beyond the newest event (", committed,
+      absl::StrCat("after_sequence=", *after, " is beyond the newest event (", committed,
                    "); the log was restored or the number comes from another installation: read the current state "
                    "again, then resume with after_sequence=", committed),
       absl::StrCat("no event after ", committed, " exists"));
-}
-
-bool EventHub::accepting() const {
-  absl::MutexLock lock(&mu_);
-  return accepting_;
 }
 
 bool EventHub::ready() const {

@@ -126,12 +126,12 @@ class EventHub final : public BackgroundTask {
   // from (on another replica), and refuses new ones, so that shutdown does
   // not wait out its grace period on streams that never end by themselves.
   void EndStreams();
-  // False once EndStreams or Stop ran.
-  bool accepting() const;
-  // OUT_OF_RANGE when `after` is beyond the last number ever committed (a
-  // restored database, another installation's number): waiting for it would
-  // silently skip the events numbered up to it.
-  absl::Status CheckResumePoint(int64_t after) const;
+  // Whether a stream resuming after `after` (nullopt: from now on) may
+  // start here: UNAVAILABLE while the hub is starting or once EndStreams ran
+  // (naming the resume point), OUT_OF_RANGE when `after` is beyond the last
+  // number ever committed (a restored database, another installation's
+  // number), where waiting would silently skip the events up to it.
+  absl::Status Admit(std::optional<int64_t> after) const;
 
   // False until the hub has read the head of the log after start.
   bool ready() const;

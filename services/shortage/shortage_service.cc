@@ -505,17 +505,10 @@ grpc::ServerWriteReactor<v1::WatchShortagesResponse>* ShortageService::WatchShor
   if (!principal.ok()) return new RejectedWatch(principal.status());
   auto filter = MakeFeedFilter(*request, *principal);
   if (!filter.ok()) return new RejectedWatch(filter.status());
-  if (!hub_.ready()) return new RejectedWatch(absl::UnavailableError("the live feed is starting; retry shortly"));
   std::optional<int64_t> after;
   if (request->has_after_sequence()) after = request->after_sequence();
-  if (after.has_value()) {
-    absl::Status resumable = hub_.CheckResumePoint(*after);
-    if (!resumable.ok()) return new RejectedWatch(resumable);
-  }
-  if (!hub_.accepting()) {
-    return new RejectedWatch(absl::UnavailableError(absl::StrCat(
-        "this replica is shutting down; resume with after_sequence=", after.value_or(hub_.head()))));
-  }
+  absl::Status admitted = hub_.Admit(after);
+  if (!admitted.ok()) return new RejectedWatch(admitted);
   return new WatchReactor(hub_, *std::move(filter), after);
 }
 
