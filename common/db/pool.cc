@@ -212,7 +212,13 @@ absl::Status Pool::RunAutocommit(const std::function<absl::Status(pqxx::nontrans
       return status;
     } catch (...) {
       status = StatusFromCurrentException();
-      if (slot->conn != nullptr && !slot->conn->is_open()) slot->conn.reset();
+      if (slot->conn != nullptr && !slot->conn->is_open()) {
+        // The server went away in the middle of it (admin shutdown): the
+        // connection is useless, and the same as broken for a retry.
+        slot->conn.reset();
+        CountReconnect();
+        if (repeatable && broken_retries++ < kMaxBrokenRetries) continue;
+      }
       return status;
     }
   }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/clock.h"
 #include "common/db/outbox.h"
 #include "common/status.h"
@@ -88,6 +89,17 @@ bool MarkApplied(pqxx::work& tx, const std::string& event_id, const std::string&
   return tx.exec_prepared("mark_applied", event_id, case_ref, Micros(now)).affected_rows() == 1;
 }
 
+// Replaces the named placeholders `:name` of `sql` with $1, $2, ... in the
+// order of `names`, so that a statement can name its parameters (no name may
+// be a prefix of another).
+std::string Numbered(std::string sql, std::initializer_list<std::string_view> names) {
+  int n = 0;
+  for (std::string_view name : names) {
+    absl::StrReplaceAll({{absl::StrCat(":", std::string(name)), absl::StrCat("$", ++n)}}, &sql);
+  }
+  return sql;
+}
+
 }  // namespace
 
 void AssessmentStore::Prepare(pqxx::connection& conn) {
@@ -153,40 +165,63 @@ void AssessmentStore::Prepare(pqxx::connection& conn) {
                absl::StrCat("SELECT ", kCaseColumns, kPrecedentWhere,
                             " AND ($5 = '' OR (coalesce(decided_on, submitted_on), case_ref) < ($5::date, $6)) "
                             "ORDER BY coalesce(decided_on, submitted_on) DESC, case_ref DESC LIMIT $7"));
-  // The report (see report.h): the pre-aggregated cells of migration 0002,
-  // corrected for as_of by the cases of the year not yet submitted at as_of
-  // (removed) and those decided after as_of (moved back to open). Both
-  // corrections are index range scans that are empty for an as_of after the
-  // year's last decision. $1 year, $2 as_of's Danish date, $3 as_of micros.
-  constexpr char kYearCases[] =
-      " FROM cases WHERE submitted_on >= make_date($1, 1, 1) AND submitted_on < make_date($1 + 1, 1, 1) ";
+  // The report (see report.h): the month cells of migration 0003 plus or
+  // minus the cases of as_of's own month on one side of as_of (that
+  // migration explains the arithmetic; LoadReportInput picks the side with
+  // fewer days to scan). :cells_before: cells of the months before this
+  // date; :sub_from..:scan_to: submission dates whose cases are added
+  // (:sign 1) or removed (:sign -1); :known_from..:scan_to: dates of
+  // report_known_on whose cases are known at as_of (:sign 1: added) or not
+  // (:sign -1: removed).
+  constexpr char kYear[] = "submitted_on >= make_date(:year, 1, 1) AND submitted_on < make_date(:year + 1, 1, 1)";
+  const std::string submitted_scan = absl::StrCat(
+      " FROM cases WHERE ", kYear, " AND submitted_on >= :sub_from::date AND submitted_on <= :scan_to::date ");
+  constexpr char kKnownOn[] = "report_known_on(outcome, known_at, submitted_on)";
+  // The year is a filter, not an index condition: the scan is one of the
+  // expression index (and a case decided in January may be of last year).
+  const std::string known_scan = absl::StrCat(
+      " FROM cases WHERE outcome <> 0 AND ", kKnownOn, " >= :known_from::date AND ", kKnownOn,
+      " <= :scan_to::date AND extract(year FROM submitted_on) = :year AND (", kKnownOn,
+      " < :day::date OR known_at IS NULL OR known_at <= (timestamptz 'epoch' + :micros::bigint * interval "
+      "'1 microsecond')) = (:sign::int > 0) ");
+  constexpr char kDims[] = "region, cancer, marketed_dk, medicinraadet_status, ema_status";
   conn.prepare(
       "report_categories",
-      absl::StrCat(
-          "SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, sum(n)::bigint "
-          "FROM (SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, n "
-          "      FROM report_category_cells WHERE year = $1 "
-          "      UNION ALL SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, -1",
-          kYearCases, "AND submitted_on > $2::date "
-          "      UNION ALL SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, -1",
-          kYearCases, "AND submitted_on <= $2::date AND known_at > " TS(3),
-          "      UNION ALL SELECT region, 0, cancer, marketed_dk, medicinraadet_status, ema_status, 1",
-          kYearCases, "AND submitted_on <= $2::date AND known_at > " TS(3),
-          ") x GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) > 0"));
+      Numbered(absl::StrCat(
+                   "SELECT region, outcome, cancer, marketed_dk, medicinraadet_status, ema_status, sum(n)::bigint "
+                   "FROM (SELECT ", kDims, ", 0::smallint AS outcome, n FROM report_submitted_cells "
+                   "  WHERE year = :year AND month < :cells_before::date "
+                   "  UNION ALL SELECT ", kDims, ", 0::smallint, :sign::int * count(*)", submitted_scan,
+                   "GROUP BY ", kDims,
+                   // Every known outcome counts under its outcome, and (-1) not as open.
+                   "  UNION ALL SELECT ", kDims, ", v.outcome, v.n FROM ("
+                   "    SELECT ", kDims, ", outcome, n FROM report_known_cells "
+                   "    WHERE year = :year AND month < :cells_before::date "
+                   "    UNION ALL SELECT ", kDims, ", outcome, :sign::int * count(*)", known_scan, "GROUP BY ",
+                   kDims, ", outcome) k "
+                   "  CROSS JOIN LATERAL (VALUES (k.outcome, k.n), (0::smallint, -k.n)) AS v(outcome, n) "
+                   ") x GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) > 0"),
+               {"year", "day", "micros", "cells_before", "sub_from", "scan_to", "sign", "known_from"}));
   conn.prepare("report_names",
-               absl::StrCat("SELECT region, kind, name, cancer, sum(n)::bigint "
-                            "FROM (SELECT region, kind, name, cancer, n FROM report_name_cells WHERE year = $1 "
-                            "      UNION ALL SELECT region, 1::smallint, drug_name, false, -1",
-                            kYearCases, "AND submitted_on > $2::date "
-                            "      UNION ALL SELECT region, 2::smallint, indication, cancer, -1",
-                            kYearCases, "AND submitted_on > $2::date "
-                            ") x GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0"));
+               Numbered(absl::StrCat("WITH scan AS (SELECT region, drug_name, indication, cancer, "
+                                     ":sign::int * count(*) AS n",
+                                     submitted_scan, "GROUP BY 1, 2, 3, 4) "
+                                     "SELECT region, kind, name, cancer, sum(n)::bigint FROM ("
+                                     "  SELECT region, kind, name, cancer, n FROM report_name_month_cells "
+                                     "  WHERE year = :year AND month < :cells_before::date "
+                                     "  UNION ALL SELECT region, 1::smallint, drug_name, false, n FROM scan "
+                                     "  UNION ALL SELECT region, 2::smallint, indication, cancer, n FROM scan "
+                                     ") x GROUP BY 1, 2, 3, 4 HAVING sum(n) > 0"),
+                        {"year", "cells_before", "sub_from", "scan_to", "sign"}));
   conn.prepare("report_years",
-               "SELECT region, year, sum(n)::bigint FROM ("
-               "  SELECT region, year, n FROM report_category_cells WHERE year <= $1 "
-               "  UNION ALL SELECT region, extract(year FROM submitted_on)::int, -1 FROM cases "
-               "  WHERE submitted_on > $2::date AND submitted_on < make_date($1 + 1, 1, 1)"
-               ") x GROUP BY 1, 2 HAVING sum(n) > 0");
+               Numbered("SELECT region, year, sum(n)::bigint FROM ("
+                        "  SELECT region, year, n FROM report_submitted_cells "
+                        "  WHERE year <= :year AND month < :cells_before::date "
+                        "  UNION ALL SELECT region, extract(year FROM submitted_on)::int, :sign::int * count(*) "
+                        "  FROM cases WHERE submitted_on < make_date(:year + 1, 1, 1) "
+                        "  AND submitted_on >= :sub_from::date AND submitted_on <= :scan_to::date GROUP BY 1, 2"
+                        ") x GROUP BY 1, 2 HAVING sum(n) > 0",
+                        {"year", "cells_before", "sub_from", "scan_to", "sign"}));
   conn.prepare("decisions_after",
                absl::StrCat("SELECT ", kCaseColumns,
                             " FROM cases WHERE decision_seq > $1 AND ($2 = 0 OR region = $2) "
@@ -389,16 +424,34 @@ absl::StatusOr<PrecedentResult> AssessmentStore::FindPrecedents(const PrecedentQ
 
 absl::StatusOr<ReportInput> AssessmentStore::LoadReportInput(int year, absl::Time as_of) {
   ReportInput in;
-  const std::string as_of_day = Day(absl::ToCivilDay(as_of, DanishTimeZone()));
+  const absl::CivilDay day = absl::ToCivilDay(as_of, DanishTimeZone());
+  const absl::CivilDay month_start(day.year(), day.month(), 1);
+  const absl::CivilDay next_month = absl::CivilDay(absl::CivilMonth(day) + 1);
+  // The cases of as_of's month before as_of are added to the cells of the
+  // earlier months, or those after it removed from the cells including the
+  // month, whichever side has fewer days to scan.
+  const bool remove_after = (next_month - day) < (day - month_start);
+  const int sign = remove_after ? -1 : 1;
+  const std::string as_of_day = Day(day);
+  const std::string cells_before = Day(remove_after ? next_month : month_start);
+  const std::string submitted_from = Day(remove_after ? day + 1 : month_start);
+  const std::string scan_to = Day(remove_after ? next_month - 1 : day);
+  const std::string known_from = Day(remove_after ? day : month_start);
+  const int64_t as_of_micros = Micros(as_of);
   absl::Status st = pool_.Read([&](pqxx::work& tx) -> absl::Status {
     in = ReportInput{};
     in.year = year;
     in.as_of = as_of;
-    for (const pqxx::row& r : tx.exec_prepared("report_categories", year, as_of_day, Micros(as_of))) {
+    // Plans for these values: a generic plan cannot tell a day's range of
+    // dates from a year's.
+    tx.exec("SET LOCAL plan_cache_mode = force_custom_plan");
+    for (const pqxx::row& r : tx.exec_prepared("report_categories", year, as_of_day, as_of_micros, cells_before,
+                                               submitted_from, scan_to, sign, known_from)) {
       in.categories.push_back({r[0].as<int>(), r[1].as<int>(), r[2].as<bool>(), r[3].as<bool>(),
                                r[4].as<int>(), r[5].as<int>(), r[6].as<int64_t>()});
     }
-    for (const pqxx::row& r : tx.exec_prepared("report_names", year, as_of_day)) {
+    for (const pqxx::row& r :
+         tx.exec_prepared("report_names", year, cells_before, submitted_from, scan_to, sign)) {
       NameCell cell{r[0].as<int>(), r[2].as<std::string>(), r[4].as<int64_t>()};
       if (r[1].as<int>() == 1) {
         in.drugs.push_back(std::move(cell));
@@ -407,7 +460,8 @@ absl::StatusOr<ReportInput> AssessmentStore::LoadReportInput(int year, absl::Tim
         in.indications.push_back(std::move(cell));
       }
     }
-    for (const pqxx::row& r : tx.exec_prepared("report_years", year, as_of_day)) {
+    for (const pqxx::row& r :
+         tx.exec_prepared("report_years", year, cells_before, submitted_from, scan_to, sign)) {
       in.years.push_back({r[0].as<int>(), r[1].as<int>(), r[2].as<int64_t>()});
     }
     return absl::OkStatus();

@@ -149,14 +149,6 @@ std::string Digest(const ApplicationRecord& r) {
   return absl::StrFormat("%016x", h);
 }
 
-absl::Status Guard(const std::function<absl::Status()>& fn) {
-  try {
-    return fn();
-  } catch (...) {
-    return db::StatusFromCurrentException();
-  }
-}
-
 ProtocolRecord ProtocolFromRow(const pqxx::row& row) {
   ProtocolRecord p;
   p.id = row[0].as<std::string>();

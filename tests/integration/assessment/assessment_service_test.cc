@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
+#include "services/assessment/assessment_store.h"
 #include "services/assessment/report.h"
 #include "services/assessment/service_parts.h"
 #include "tests/support/postgres_cluster.h"
@@ -904,6 +905,106 @@ TEST_F(AssessmentServiceTest, ReportEqualsPureAggregationOnAnotherCaseSet) {
       EXPECT_EQ(got.csv(), RenderReportCsv(*want));
     }
   }
+}
+
+// The report's month cells plus as_of's month scan (migration 0003) against
+// a brute-force count of the stored cases, for as_of on every fifth day of
+// 2024 and early 2025, at month boundaries, at and just before each live
+// decision: the Forum fixture (imported decisions) plus live cases submitted
+// in late 2023 and 2024, decided or withdrawn during 2024, several on one day.
+TEST_F(AssessmentServiceTest, ReportAtAnyAsOfEqualsABruteForceCountOverTheFixture) {
+  clock_.Set(CphTime(2023, 12, 1, 9));
+  std::vector<std::pair<std::string, cv1::Region>> live;
+  for (int i = 0; i < 40; ++i) {
+    const cv1::Region region = static_cast<cv1::Region>(1 + i % 5);
+    const std::string ref = absl::StrCat("L-", i);
+    v1::ApplyIntakeEventRequest req;
+    req.set_event_id(absl::StrCat("live-", i));
+    v1::ApplicationSnapshot* s = req.mutable_application_submitted();
+    *s = Snapshot(ref, region);
+    *s->mutable_submitted_on() = i < 8 ? Date(2023, 12, 1 + i) : Date(2024, 1 + i % 6, 1 + i % 28);
+    s->set_drug_name(i % 3 == 0 ? "Dupilumab" : "Trifluridine/tipiracil");
+    s->set_cancer(i % 3 != 0);
+    ASSERT_TRUE(Apply(req).ok());
+    live.emplace_back(ref, region);
+  }
+  // Decisions from mid-January to July 2024, three a day, hours apart; the
+  // 2023 cases are decided in January (a report year's case decided in the
+  // next year) and case 7 stays open.
+  std::vector<absl::Time> moments;
+  for (int i = 0; i < 39; ++i) {
+    const auto& [ref, region] = live[i];
+    const absl::CivilDay day = absl::CivilDay(2024, 1, 10) + (i < 8 ? i : 5 * i);
+    const absl::CivilDay submitted = i < 8 ? absl::CivilDay(2023, 12, 1 + i) : absl::CivilDay(2024, 1 + i % 6, 1 + i % 28);
+    clock_.Set(absl::FromCivil(absl::CivilSecond(std::max(day, submitted)), Cph()) + absl::Hours(8 + 3 * (i % 3)));
+    if (i == 7) continue;
+    if (i % 7 == 3) {
+      ASSERT_TRUE(Withdraw(ref, region, absl::StrCat("wl-", i)).ok());
+    } else {
+      ASSERT_TRUE(Decide(kSecretariat, Name(ref, region), static_cast<v1::Outcome>(1 + i % 3), nullptr, "r").ok());
+    }
+    moments.push_back(clock_.Now());
+  }
+  clock_.Set(CphTime(2025, 4, 7, 12));
+  ASSERT_EQ(ImportFixture(*internal_, *signer_), 541);
+
+  // Brute force: every stored case as it is.
+  std::vector<ReportCase> cases;
+  {
+    pqxx::connection conn(url_);
+    pqxx::work tx(conn);
+    for (const pqxx::row& r : tx.exec(
+             "SELECT region, submitted_on::text, drug_name, indication, cancer, marketed_dk, medicinraadet_status, "
+             "ema_status, outcome, (extract(epoch FROM known_at) * 1000000)::bigint FROM cases")) {
+      ReportCase c;
+      c.region = r[0].as<int>();
+      EXPECT_TRUE(absl::ParseCivilTime(r[1].as<std::string>(), &c.submitted_on));
+      c.drug_name = r[2].as<std::string>();
+      c.indication = r[3].as<std::string>();
+      c.cancer = r[4].as<bool>();
+      c.marketed_dk = r[5].as<bool>();
+      c.medicinraadet = r[6].as<int>();
+      c.ema = r[7].as<int>();
+      c.outcome = r[8].as<int>();
+      c.known_at = r[9].is_null() ? absl::InfinitePast() : absl::FromUnixMicros(r[9].as<int64_t>());
+      cases.push_back(std::move(c));
+    }
+  }
+  ASSERT_EQ(cases.size(), 581u);
+
+  std::vector<absl::Time> as_ofs;
+  for (absl::CivilDay d(2024, 1, 1); d <= absl::CivilDay(2025, 5, 1); d += 5) {
+    as_ofs.push_back(absl::FromCivil(absl::CivilHour(d) + 12, Cph()));
+  }
+  for (absl::CivilMonth m(2023, 12); m <= absl::CivilMonth(2025, 5); ++m) {
+    const absl::Time start = absl::FromCivil(m, Cph());
+    as_ofs.insert(as_ofs.end(), {start - absl::Microseconds(1), start});
+  }
+  for (absl::Time t : moments) {
+    as_ofs.insert(as_ofs.end(), {t - absl::Microseconds(1), t});
+  }
+  AssessmentStore store(*replica_->pool);
+  for (int year : {2023, 2024}) {
+    for (absl::Time as_of : as_ofs) {
+      // 2023's cases are all decided by February 2024.
+      if (year == 2023 && as_of > CphTime(2024, 3, 1)) continue;
+      absl::StatusOr<ReportInput> stored = store.LoadReportInput(year, as_of);
+      ASSERT_TRUE(stored.ok()) << stored.status();
+      absl::StatusOr<AnnualReport> got = BuildAnnualReport(*stored);
+      absl::StatusOr<AnnualReport> want = BuildAnnualReport(AggregateCases(cases, year, as_of));
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_TRUE(want.ok()) << want.status();
+      ASSERT_EQ(RenderReportJson(*got), RenderReportJson(*want))
+          << "year " << year << " as_of " << absl::FormatTime(as_of, Cph());
+    }
+  }
+  // As of 7/4-25 the 2024 report holds the fixture's 541 cases and the 32
+  // live ones of 2024.
+  absl::StatusOr<ReportInput> published = store.LoadReportInput(2024, CphTime(2025, 4, 7));
+  ASSERT_TRUE(published.ok());
+  absl::StatusOr<AnnualReport> report = BuildAnnualReport(*published);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->national.total, 541 + 32);
 }
 
 TEST_F(AssessmentServiceTest, OutboxDeliversDecisionsToIntakeAfterAnOutage) {
