@@ -10,6 +10,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace medkoord::e2e {
 namespace {
@@ -75,6 +77,28 @@ std::map<std::string, long> RowCounts(const std::map<std::string, std::string>& 
     }
   }
   return out;
+}
+
+Health CheckHealth(grpc::Channel& channel, absl::Duration timeout) {
+  auto stub = grpc::health::v1::Health::NewStub(std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!stub->Check(&ctx, req, &resp).ok()) return Health::kUnreachable;
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? Health::kServing : Health::kNotServing;
+}
+
+const char* HealthName(Health health) {
+  switch (health) {
+    case Health::kServing:
+      return "SERVING";
+    case Health::kNotServing:
+      return "NOT_SERVING";
+    case Health::kUnreachable:
+      return "unreachable";
+  }
+  return "?";
 }
 
 std::pair<int, std::string> HttpGet(int port, const std::string& path, const std::string& authorization) {

@@ -25,6 +25,13 @@ CallResult CallGeneric(grpc::Channel& channel, const std::string& method, const 
 // Table -> row count, for every table of every given database.
 std::map<std::string, long> RowCounts(const std::map<std::string, std::string>& db_urls);
 
+// A process's overall gRPC health (service ""), as a load balancer or a
+// Kubernetes readiness probe sees it; kUnreachable when the check itself
+// fails (process down, no answer within `timeout`).
+enum class Health { kServing, kNotServing, kUnreachable };
+Health CheckHealth(grpc::Channel& channel, absl::Duration timeout);
+const char* HealthName(Health health);
+
 // A plain HTTP GET on 127.0.0.1:port; returns status code and body.
 std::pair<int, std::string> HttpGet(int port, const std::string& path, const std::string& authorization);
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -123,11 +124,11 @@ absl::StatusOr<Process> Suite::Launch(const std::string& name, const std::string
   return p;
 }
 
-absl::Status Suite::WaitServing(const std::string& name, const std::string& addr) const {
+absl::Status Suite::WaitServing(const std::string& name, const std::string& addr, absl::Duration timeout) const {
   std::shared_ptr<grpc::Channel> channel =
       name == "gateway" ? GatewayChannel() : grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   auto stub = grpc::health::v1::Health::NewStub(channel);
-  const absl::Time until = absl::Now() + absl::Seconds(60);
+  const absl::Time until = absl::Now() + timeout;
   while (absl::Now() < until) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
@@ -145,7 +146,8 @@ absl::Status Suite::WaitServing(const std::string& name, const std::string& addr
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat(name, " not SERVING within 60s; log ", dir_, "/", name, ".log"));
+  return absl::DeadlineExceededError(
+      absl::StrCat(name, " not SERVING within ", absl::FormatDuration(timeout), "; log ", dir_, "/", name, ".log"));
 }
 
 std::shared_ptr<grpc::Channel> Suite::GatewayChannel() const {
@@ -161,10 +163,18 @@ absl::StatusOr<std::unique_ptr<Suite>> Suite::Start(SuiteOptions options) {
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
   suite->dir_ = tmpl;
   suite->principal_key_ = RandomHex(32);
-  auto cluster = testing::PostgresCluster::Shared();
-  if (!cluster.ok()) return cluster.status();
+  if (options.private_postgres) {
+    auto own = testing::PostgresCluster::StartPrivate();
+    if (!own.ok()) return own.status();
+    suite->own_cluster_ = *std::move(own);
+    suite->cluster_ = suite->own_cluster_.get();
+  } else {
+    auto shared = testing::PostgresCluster::Shared();
+    if (!shared.ok()) return shared.status();
+    suite->cluster_ = *shared;
+  }
   for (const char* svc : {"intake", "assessment", "shortage", "rwd", "gateway"}) {
-    auto url = (*cluster)->CreateDatabase(svc);
+    auto url = suite->cluster_->CreateDatabase(svc);
     if (!url.ok()) return url.status();
     suite->db_urls_[svc] = *url;
     suite->ports_[svc] = FreePort();
@@ -220,6 +230,7 @@ absl::StatusOr<std::unique_ptr<Suite>> Suite::Start(SuiteOptions options) {
     envs["gateway"]["MEDKOORD_TLS_CERT_FILE"] = d + "/server.pem";
     envs["gateway"]["MEDKOORD_TLS_KEY_FILE"] = d + "/server.key";
   }
+  suite->envs_ = envs;
   for (const char* svc : {"intake", "assessment", "shortage", "rwd", "gateway"}) {
     const std::string binary = absl::StrCat(bin, "/services/", svc, "/", svc);
     auto p = suite->Launch(svc, binary, envs[svc]);
@@ -253,6 +264,36 @@ void Suite::Stop(const std::string& name) {
       p.pid = -1;
     }
   }
+}
+
+void Suite::Kill(const std::string& name) {
+  for (auto& p : processes_) {
+    if (p.name == name && p.pid > 0) {
+      kill(p.pid, SIGKILL);
+      waitpid(p.pid, nullptr, 0);
+      p.pid = -1;
+    }
+  }
+}
+
+pid_t Suite::pid(const std::string& name) const {
+  for (const auto& p : processes_) {
+    if (p.name == name) return p.pid;
+  }
+  return -1;
+}
+
+absl::Status Suite::Restart(const std::string& name, absl::Duration timeout) {
+  auto it = std::find_if(processes_.begin(), processes_.end(), [&](const Process& p) { return p.name == name; });
+  if (it == processes_.end()) return absl::NotFoundError(absl::StrCat("no process ", name));
+  if (it->pid > 0) return absl::FailedPreconditionError(absl::StrCat(name, " is running"));
+  // Keep the earlier run's log for diagnosis; the new run writes a fresh one.
+  std::error_code ec;
+  std::filesystem::rename(it->log_file, absl::StrCat(it->log_file, ".", absl::ToUnixMillis(absl::Now())), ec);
+  auto p = Launch(name, absl::StrCat(BinaryDir(), "/services/", name, "/", name), envs_.at(name));
+  if (!p.ok()) return p.status();
+  *it = *p;
+  return WaitServing(name, service_addr(name), timeout);
 }
 
 Suite::~Suite() {

@@ -15,7 +15,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/principal.h"
+#include "tests/support/postgres_cluster.h"
 
 namespace medkoord::e2e {
 
@@ -32,6 +34,10 @@ struct SuiteOptions {
   // With tls: also request client certificates, signed by the same CA;
   // client.pem (CN=mtls-admin) is mapped to an admin, stranger.pem is not.
   bool mtls = false;
+  // A PostgreSQL cluster of the suite's own instead of the test run's shared
+  // one, so that a fault test may stop and restart it (postgres()) without
+  // disturbing other tests.
+  bool private_postgres = false;
 };
 
 class Suite {
@@ -56,6 +62,18 @@ class Suite {
 
   // Stops one process with SIGTERM and waits for it.
   void Stop(const std::string& name);
+  // Kills one process with SIGKILL (a crash: no graceful shutdown, in-flight
+  // calls and transactions cut off) and reaps it.
+  void Kill(const std::string& name);
+  // Starts a stopped or killed process again with the same settings (same
+  // port, same database) and waits until its health check says SERVING.
+  absl::Status Restart(const std::string& name, absl::Duration timeout = absl::Seconds(60));
+  // The pid of a running process, -1 when stopped.
+  pid_t pid(const std::string& name) const;
+
+  // The suite's PostgreSQL cluster. Stop/restart it only with
+  // SuiteOptions::private_postgres.
+  testing::PostgresCluster& postgres() const { return *cluster_; }
 
   static std::string BinaryDir();
 
@@ -63,7 +81,8 @@ class Suite {
   Suite() = default;
   absl::StatusOr<Process> Launch(const std::string& name, const std::string& binary,
                                  const std::map<std::string, std::string>& env) const;
-  absl::Status WaitServing(const std::string& name, const std::string& addr) const;
+  absl::Status WaitServing(const std::string& name, const std::string& addr,
+                           absl::Duration timeout = absl::Seconds(60)) const;
 
   std::string dir_;
   std::string principal_key_;
@@ -72,6 +91,10 @@ class Suite {
   int http_port_ = 0;
   std::map<std::string, std::string> db_urls_;
   std::vector<Process> processes_;
+  // Each process's environment, to restart it as it was.
+  std::map<std::string, std::map<std::string, std::string>> envs_;
+  std::unique_ptr<testing::PostgresCluster> own_cluster_;  // private_postgres
+  testing::PostgresCluster* cluster_ = nullptr;
 };
 
 // Call metadata for a key (empty key: none).
