@@ -1,12 +1,10 @@
 #include "services/gateway/proxy.h"
 
-#include <google/protobuf/dynamic_message.h>
-#include <google/protobuf/message.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/escaping.h"
@@ -17,16 +15,19 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "services/gateway/api_key.h"
+#include "services/gateway/audit_resource.h"
 
 namespace medkoord::gateway {
 namespace {
 
 // Metadata the gateway never passes on: credentials, its own signed
-// principal (a caller must not smuggle one in), and transport headers.
+// principal (a caller must not smuggle one in), transport headers, and the
+// ids it sets itself (x-request-id, traceparent).
 bool ForwardableRequestKey(std::string_view key) {
   return !(key.empty() || key[0] == ':' || key.starts_with("grpc-") || key == "authorization" ||
            key == "user-agent" || key == "te" || key == "content-type" || key == "host" ||
-           key == kPrincipalMetadata || key == kSignatureMetadata || key == "x-request-id");
+           key == kPrincipalMetadata || key == kSignatureMetadata || key == "x-request-id" ||
+           key == "traceparent");
 }
 
 bool ForwardableResponseKey(std::string_view key) {
@@ -56,16 +57,28 @@ class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::By
   ProxyCall* call_;
 };
 
+// The call to the backend of a unary method: one batch out, one back.
+class UnaryUpstream final : public grpc::ClientUnaryReactor {
+ public:
+  explicit UnaryUpstream(ProxyCall* call) : call_(call) {}
+  void OnDone(const grpc::Status& status) override;
+
+ private:
+  ProxyCall* call_;
+};
+
 class ProxyCall final : public grpc::ServerGenericBidiReactor {
  public:
   ProxyCall(const Proxy* proxy, grpc::GenericCallbackServerContext* context)
-      : proxy_(proxy), deps_(proxy->deps()), ctx_(context), upstream_(this), start_(deps_.clock->Now()) {
+      : proxy_(proxy), deps_(proxy->deps()), ctx_(context), upstream_(this), unary_(this), start_(deps_.clock->Now()) {
     method_ = ctx_->method();
     request_id_ = Find(ctx_->client_metadata(), "x-request-id");
     if (request_id_.empty()) request_id_ = NewRequestId();
     // The caller learns the id it can quote, also on errors.
     ctx_->AddInitialMetadata("x-request-id", request_id_);
+    traceparent_ = TraceparentFor(Find(ctx_->client_metadata(), "traceparent"), request_id_);
     route_ = deps_.roles->Find(method_);
+    if (route_ != nullptr) state_ = proxy_->StateFor(route_);
     if (route_ == nullptr) {
       FinishEarly(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("unknown method ", method_)));
       return;
@@ -76,12 +89,7 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
       StartRead(&first_);
       return;
     }
-    absl::Status admitted = Admit();
-    if (!admitted.ok()) {
-      FinishEarly(ToGrpcStatus(admitted));
-      return;
-    }
-    StartUpstream(/*single_request=*/false);
+    Admit(/*single_request=*/false);
   }
 
   // Server side.
@@ -92,13 +100,8 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
                                         : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
         return;
       }
-      resource_ = AuditResourceOf(*route_, first_);
-      absl::Status admitted = Admit();
-      if (!admitted.ok()) {
-        FinishEarly(ToGrpcStatus(admitted));
-        return;
-      }
-      StartUpstream(/*single_request=*/true);
+      resource_ = state_->resource.Read(first_);
+      Admit(/*single_request=*/true);
       return;
     }
     // A message of a client stream (or its end).
@@ -107,7 +110,7 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     if (ok) {
       if (!saw_first_stream_message_) {
         saw_first_stream_message_ = true;
-        resource_ = AuditResourceOf(*route_, in_);
+        resource_ = state_->resource.Read(in_);
       }
       upstream_.StartWrite(&in_);
     } else {
@@ -175,23 +178,40 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
   }
 
   void UpstreamDone(const grpc::Status& status) {
-    for (const auto& [key, value] : client_ctx_.GetServerTrailingMetadata()) {
-      if (ForwardableResponseKey(View(key))) ctx_->AddTrailingMetadata(std::string(View(key)), std::string(View(value)));
+    ForwardTrailingMetadata();
+    Complete(BackendStatus(status));  // last use of `this`: OnDone may follow at once
+  }
+
+  void UnaryDone(const grpc::Status& status) {
+    // Initial metadata, the response and the status go back in one batch.
+    {
+      absl::MutexLock lock(&mu_);
+      ForwardInitialMetadataLocked();
     }
-    grpc::Status out = status;
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message().empty()) {
-      out = grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(route_->backend, " is unavailable"),
-                         status.error_details());
-    }
-    Complete(out);  // last use of `this`: OnDone may follow at once
+    ForwardTrailingMetadata();
+    Complete(BackendStatus(status), status.ok() ? &out_ : nullptr);
   }
 
  private:
-  absl::Status Admit() {
-    PeerCertificate peer;
-    if (auto auth = ctx_->auth_context()) peer = PeerCertificateOf(*auth);
+  // Authenticates (without blocking this thread: a key cache miss answers on
+  // a lookup thread), then rate limit and role table, then the backend call.
+  void Admit(bool single_request) {
     const std::string key = ApiKeyFromMetadata(ctx_->client_metadata());
-    absl::StatusOr<Principal> principal = deps_.authenticator->Authenticate(key, peer);
+    PeerCertificate peer;
+    if (key.empty()) {
+      if (auto auth = ctx_->auth_context()) peer = PeerCertificateOf(*auth);
+    }
+    deps_.authenticator->AuthenticateAsync(key, peer, [this, single_request](absl::StatusOr<Principal> principal) {
+      absl::Status admitted = Admitted(std::move(principal));
+      if (!admitted.ok()) {
+        FinishEarly(ToGrpcStatus(admitted));
+        return;
+      }
+      StartUpstream(single_request);
+    });
+  }
+
+  absl::Status Admitted(absl::StatusOr<Principal> principal) {
     if (!principal.ok()) return principal.status();
     principal_ = *std::move(principal);
     RETURN_IF_ERROR(deps_.rate_limiter->Acquire(principal_.id()));
@@ -216,8 +236,17 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
       if (ForwardableRequestKey(View(key))) client_ctx_.AddMetadata(std::string(View(key)), std::string(View(value)));
     }
     client_ctx_.AddMetadata("x-request-id", request_id_);
-    deps_.signer->Attach(client_ctx_, principal_, method_, proxy_->options().principal_ttl);
+    client_ctx_.AddMetadata("traceparent", traceparent_);
+    PrincipalSigner::Signed signed_principal = proxy_->signatures().Get(principal_, method_);
+    client_ctx_.AddMetadata(kPrincipalMetadata, std::move(signed_principal.principal_bin));
+    client_ctx_.AddMetadata(kSignatureMetadata, std::move(signed_principal.signature_bin));
 
+    if (!route_->client_streaming && !route_->server_streaming) {
+      upstream_started_ = true;
+      stub->PrepareUnaryCall(&client_ctx_, method_, grpc::StubOptions(), &first_, &out_, &unary_);
+      unary_.StartCall();
+      return;
+    }
     stub->PrepareBidiStreamingCall(&client_ctx_, method_, grpc::StubOptions(), &upstream_);
     upstream_started_ = true;
     if (single_request) {
@@ -236,7 +265,22 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     upstream_.StartCall();
   }
 
+  grpc::Status BackendStatus(const grpc::Status& status) const {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message().empty()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(route_->backend, " is unavailable"),
+                          status.error_details());
+    }
+    return status;
+  }
+
+  void ForwardTrailingMetadata() {
+    for (const auto& [key, value] : client_ctx_.GetServerTrailingMetadata()) {
+      if (ForwardableResponseKey(View(key))) ctx_->AddTrailingMetadata(std::string(View(key)), std::string(View(value)));
+    }
+  }
+
   void ForwardInitialMetadataLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (metadata_forwarded_) return;
     metadata_forwarded_ = true;
     for (const auto& [key, value] : client_ctx_.GetServerInitialMetadata()) {
       if (ForwardableResponseKey(View(key))) ctx_->AddInitialMetadata(std::string(View(key)), std::string(View(value)));
@@ -245,16 +289,17 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
 
   void FinishEarly(const grpc::Status& status) { Complete(status); }
 
-  void Complete(const grpc::Status& status) {
+  // Hands over the audit record, counts the call and finishes it, with
+  // `last_message` (a unary response) in the same batch when given.
+  void Complete(const grpc::Status& status, const grpc::ByteBuffer* last_message = nullptr) {
     const absl::Time now = deps_.clock->Now();
     const int64_t latency_us = absl::ToInt64Microseconds(now - start_);
-    const char* code = StatusCodeName(static_cast<int>(status.error_code()));
     AuditRecord record;
     record.mutable_time()->set_seconds(absl::ToUnixSeconds(start_));
     record.mutable_time()->set_nanos(static_cast<int32_t>(absl::ToUnixNanos(start_) % 1000000000));
     record.set_principal_id(principal_.id());
     record.set_method(method_);
-    record.set_resource(resource_);
+    record.set_resource(std::move(resource_));
     record.set_status_code(static_cast<int>(status.error_code()));
     record.set_latency_us(latency_us);
     record.set_request_id(request_id_);
@@ -262,12 +307,23 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     deps_.audit->Record(std::move(record));
 
     proxy_->Observe(route_, static_cast<int>(status.error_code()), static_cast<double>(latency_us) / 1e6);
-    log::Info("rpc", {{"method", method_},
-                      {"code", code},
-                      {"latency_ms", static_cast<double>(latency_us) / 1000.0},
-                      {"request_id", request_id_},
-                      {"principal", principal_.id()}});
-    Finish(status);
+    // Every call is in the audit log (and the backend's own access log); the
+    // process log gets the refused and failed ones, where an operator looks.
+    // A JSON line per successful call cost more than the rest of the proxy.
+    if (!status.ok()) {
+      log::ScopedTrace trace(traceparent_);
+      log::Info("rpc", {{"method", method_},
+                        {"code", StatusCodeName(static_cast<int>(status.error_code()))},
+                        {"message", status.error_message()},
+                        {"latency_ms", static_cast<double>(latency_us) / 1000.0},
+                        {"request_id", request_id_},
+                        {"principal", principal_.id()}});
+    }
+    if (last_message != nullptr) {
+      StartWriteAndFinish(last_message, grpc::WriteOptions(), status);
+    } else {
+      Finish(status);
+    }
   }
 
   const Proxy* proxy_;
@@ -275,11 +331,14 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
   grpc::GenericCallbackServerContext* ctx_;
   grpc::ClientContext client_ctx_;
   Upstream upstream_;
+  UnaryUpstream unary_;
   const absl::Time start_;
   std::string method_;
   std::string request_id_;
   std::string resource_;
+  std::string traceparent_;
   const MethodRoute* route_ = nullptr;
+  const Proxy::RouteState* state_ = nullptr;
   Principal principal_;
   std::atomic<bool> upstream_started_{false};
   bool saw_first_stream_message_ = false;
@@ -297,20 +356,30 @@ void Upstream::OnReadInitialMetadataDone(bool ok) { call_->UpstreamInitialMetada
 void Upstream::OnReadDone(bool ok) { call_->UpstreamRead(ok); }
 void Upstream::OnWriteDone(bool ok) { call_->UpstreamWrite(ok); }
 void Upstream::OnDone(const grpc::Status& status) { call_->UpstreamDone(status); }
+void UnaryUpstream::OnDone(const grpc::Status& status) { call_->UnaryDone(status); }
+
+bool IsLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool AllZero(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
+}
 
 }  // namespace
 
 Proxy::Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel>> backends, ProxyOptions options)
-    : deps_(deps), options_(options) {
+    : deps_(deps), options_(options), signatures_(deps.signer, deps.clock, options.principal_ttl) {
   for (auto& [name, channel] : backends) {
     if (channel) stubs_[name] = std::make_unique<grpc::GenericStub>(channel);
   }
   auto add = [this](const MethodRoute* route, const std::string& method) {
-    auto m = std::make_unique<RouteMetrics>();
+    auto m = std::make_unique<RouteState>();
     m->method = method;
     m->latency = &metrics::DefaultRegistry().GetHistogram("medkoord_gateway_call_seconds",
                                                           "Latency of calls through the gateway", {{"method", method}});
-    metrics_[route] = std::move(m);
+    if (route != nullptr) m->resource = ResourceFieldReader(route->input, route->audit_resource_field);
+    routes_[route] = std::move(m);
   };
   // Unknown methods are counted under one label, so callers cannot blow up
   // the metric's cardinality.
@@ -318,10 +387,15 @@ Proxy::Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel
   for (const MethodRoute& route : deps_.roles->routes()) add(&route, route.full_name);
 }
 
+const Proxy::RouteState* Proxy::StateFor(const MethodRoute* route) const {
+  auto it = routes_.find(route);
+  return it == routes_.end() ? nullptr : it->second.get();
+}
+
 void Proxy::Observe(const MethodRoute* route, int code, double seconds) const {
-  auto it = metrics_.find(route);
-  if (it == metrics_.end()) return;
-  RouteMetrics& m = *it->second;
+  auto it = routes_.find(route);
+  if (it == routes_.end()) return;
+  RouteState& m = *it->second;
   if (code < 0 || code >= static_cast<int>(m.calls.size())) code = 2;  // UNKNOWN
   metrics::Counter* counter = m.calls[code].load(std::memory_order_acquire);
   if (counter == nullptr) {
@@ -353,19 +427,26 @@ std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::strin
   return BearerToken(value).value_or("\x01malformed");
 }
 
-std::string AuditResourceOf(const MethodRoute& route, const grpc::ByteBuffer& request) {
-  if (route.input == nullptr) return "";
-  const google::protobuf::Message* prototype =
-      google::protobuf::MessageFactory::generated_factory()->GetPrototype(route.input);
-  if (prototype == nullptr) return "";
-  std::unique_ptr<google::protobuf::Message> message(prototype->New());
-  grpc::ByteBuffer copy(request);
-  grpc::ProtoBufferReader reader(&copy);
-  if (!message->ParseFromZeroCopyStream(&reader)) return "";
-  if (!route.audit_resource_field.empty()) return StringFieldByPath(*message, route.audit_resource_field);
-  std::string name = StringFieldByPath(*message, "name");
-  if (!name.empty()) return name;
-  return StringFieldByPath(*message, "parent");
+std::string TraceparentFor(std::string_view incoming, std::string_view request_id) {
+  // W3C Trace Context: version "-" trace-id (32 hex) "-" parent-id (16 hex)
+  // "-" flags. A valid one is passed on unchanged; otherwise the gateway
+  // starts a trace, reusing the request id as trace id when it has that form
+  // so that logs join on either.
+  if (incoming.size() >= 55 && incoming[2] == '-' && incoming[35] == '-' && incoming[52] == '-' &&
+      (incoming.size() == 55 || incoming[55] == '-')) {
+    const std::string_view version = incoming.substr(0, 2), trace = incoming.substr(3, 32),
+                           parent = incoming.substr(36, 16), flags = incoming.substr(53, 2);
+    if (IsLowerHex(version) && version != "ff" && IsLowerHex(trace) && !AllZero(trace) && IsLowerHex(parent) &&
+        !AllZero(parent) && IsLowerHex(flags) && (version != "00" || incoming.size() == 55)) {
+      return std::string(incoming);
+    }
+  }
+  std::string trace_id = request_id.size() == 32 && IsLowerHex(request_id) && !AllZero(request_id)
+                             ? std::string(request_id)
+                             : NewRequestId();
+  std::string parent_id = NewRequestId().substr(0, 16);
+  if (AllZero(parent_id)) parent_id[15] = '1';
+  return absl::StrCat("00-", trace_id, "-", parent_id, "-01");
 }
 
 std::string NewRequestId() {

@@ -22,9 +22,11 @@
 #include "common/metrics.h"
 #include "common/principal.h"
 #include "services/gateway/audit_log.h"
+#include "services/gateway/audit_resource.h"
 #include "services/gateway/authenticator.h"
 #include "services/gateway/rate_limiter.h"
 #include "services/gateway/role_table.h"
+#include "services/gateway/signature_cache.h"
 
 namespace medkoord::gateway {
 
@@ -58,30 +60,35 @@ class Proxy final : public grpc::CallbackGenericService {
   void Observe(const MethodRoute* route, int code, double seconds) const;
   const ProxyOptions& options() const { return options_; }
   grpc::GenericStub* StubFor(const std::string& backend) const;
+  SignatureCache& signatures() const { return signatures_; }
+
+  // What a call on a route needs beyond the route, made once per route: the
+  // registry's lookup (label maps and its mutex) is too slow for every call,
+  // and so is resolving the audit field by name.
+  struct RouteState {
+    std::string method;
+    metrics::Histogram* latency = nullptr;
+    std::array<std::atomic<metrics::Counter*>, 17> calls{};
+    ResourceFieldReader resource;
+  };
+  // nullptr for an unknown route.
+  const RouteState* StateFor(const MethodRoute* route) const;
 
  private:
   ProxyDeps deps_;
   ProxyOptions options_;
+  mutable SignatureCache signatures_;
   std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
-  // Instruments per route, made once: the registry's lookup (label maps and
-  // its mutex) is too slow for every call.
-  struct RouteMetrics {
-    std::string method;
-    metrics::Histogram* latency = nullptr;
-    std::array<std::atomic<metrics::Counter*>, 17> calls{};
-  };
-  std::map<const MethodRoute*, std::unique_ptr<RouteMetrics>> metrics_;
+  std::map<const MethodRoute*, std::unique_ptr<RouteState>> routes_;
 };
-
-// A channel to a backend with the gateway's settings (fast reconnect, message
-// limits matching the listener's).
 
 // The key of `authorization: Bearer <key>` in gRPC metadata, or "".
 std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
-// The resource named by a request (for the audit log): the route's
-// audit_resource_field, else `name`, else `parent`.
-std::string AuditResourceOf(const MethodRoute& route, const grpc::ByteBuffer& request);
+// The `traceparent` sent to the backend: the caller's if it is a valid W3C
+// trace context, else a new one (its trace id the request id when that is
+// 32 hex characters).
+std::string TraceparentFor(std::string_view incoming, std::string_view request_id);
 
 // A fresh request id (32 hex characters).
 std::string NewRequestId();

@@ -4,12 +4,18 @@
 // gateway's TLS off and on. Prints throughput, the ratio and medians.
 //
 //   gateway_bench [--seconds=5] [--concurrency=16]
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <map>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -70,6 +76,36 @@ Result Drive(std::shared_ptr<grpc::Channel> channel, const std::string& name, in
   return r;
 }
 
+// Starts the pass-through floor proxy (floor_proxy.cc) in `mode` in front of
+// `backend`; its address, or "" if it did not come up.
+std::string StartFloorProxy(const std::string& mode, const std::string& backend, const std::string& dir) {
+  const std::string port_file = absl::StrCat(dir, "/floor_", mode, ".port");
+  const std::string binary = absl::StrCat(MEDKOORD_BINARY_DIR, "/tests/bench/gateway/gateway_floor_proxy");
+  const std::string a1 = "--mode=" + mode, a2 = "--backend=" + backend, a3 = "--port_file=" + port_file;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execl(binary.c_str(), binary.c_str(), a1.c_str(), a2.c_str(), a3.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < until) {
+    std::ifstream in(port_file);
+    int port = 0;
+    if (in >> port && port > 0) return absl::StrCat("127.0.0.1:", port);
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return "";
+}
+
+void Print(const char* what, bool tls, int concurrency, const Result& d, const Result& g) {
+  std::printf("%-22s TLS %-3s c=%-2d: direct %.0f calls/s (median %.0f us, p99 %.0f us), "
+              "via %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f; added median %.0f us; errors %d/%d\n",
+              what, tls ? "on" : "off", concurrency, d.calls_per_s, d.median_us, d.p99_us, g.calls_per_s, g.median_us,
+              g.p99_us, g.calls_per_s / d.calls_per_s, g.median_us - d.median_us, d.errors, g.errors);
+  std::fflush(stdout);
+}
+
 int RunOnce(bool tls, int concurrency, absl::Duration length) {
   e2e::SuiteOptions options;
   options.tls = tls;
@@ -114,21 +150,35 @@ int RunOnce(bool tls, int concurrency, absl::Duration length) {
   const std::string method = "/medkoord.intake.v1.Intake/GetApplication";
   auto direct = grpc::CreateChannel((*suite)->service_addr("intake"), grpc::InsecureChannelCredentials());
 
-  // Direct and gateway alternate twice so drift on a shared machine hits both.
-  Result d1 = Drive(direct, created.name(), concurrency, length, [&](grpc::ClientContext& c) { signer->Attach(c, p, method); });
-  Result g1 = Drive(gateway, created.name(), concurrency, length, [&](grpc::ClientContext& c) { e2e::Authorize(c, *key); });
-  Result d2 = Drive(direct, created.name(), concurrency, length, [&](grpc::ClientContext& c) { signer->Attach(c, p, method); });
-  Result g2 = Drive(gateway, created.name(), concurrency, length, [&](grpc::ClientContext& c) { e2e::Authorize(c, *key); });
+  auto sign = [&](grpc::ClientContext& c) { signer->Attach(c, p, method); };
+  auto keyed = [&](grpc::ClientContext& c) { e2e::Authorize(c, *key); };
+  // The floor: trivial pass-through proxies (plain text) in front of intake.
+  std::map<std::string, std::shared_ptr<grpc::Channel>> floors;
+  if (!tls) {
+    for (const char* mode : {"callback", "async"}) {
+      const std::string addr = StartFloorProxy(mode, (*suite)->service_addr("intake"), (*suite)->dir());
+      if (!addr.empty()) floors[mode] = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+    }
+  }
+
+  // Direct and each proxied path alternate twice so drift on a shared machine
+  // hits all of them.
+  Result d[2], g[2];
+  std::map<std::string, Result> f[2];
+  for (int round = 0; round < 2; ++round) {
+    d[round] = Drive(direct, created.name(), concurrency, length, sign);
+    g[round] = Drive(gateway, created.name(), concurrency, length, keyed);
+    for (auto& [mode, channel] : floors) f[round][mode] = Drive(channel, created.name(), concurrency, length, sign);
+  }
   auto avg = [](const Result& x, const Result& y) {
     return Result{(x.calls_per_s + y.calls_per_s) / 2, (x.median_us + y.median_us) / 2, (x.p99_us + y.p99_us) / 2,
                   x.errors + y.errors};
   };
-  Result d = avg(d1, d2), g = avg(g1, g2);
-  std::printf("gateway TLS %-3s concurrency %d: direct %.0f calls/s (median %.0f us, p99 %.0f us), "
-              "via gateway %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f; added median %.0f us; errors %d/%d\n",
-              tls ? "on" : "off", concurrency, d.calls_per_s, d.median_us, d.p99_us, g.calls_per_s, g.median_us,
-              g.p99_us, g.calls_per_s / d.calls_per_s, g.median_us - d.median_us, d.errors, g.errors);
-  std::fflush(stdout);
+  const Result dd = avg(d[0], d[1]);
+  Print("gateway", tls, concurrency, dd, avg(g[0], g[1]));
+  for (auto& [mode, channel] : floors) {
+    Print(absl::StrCat("floor proxy (", mode, ")").c_str(), tls, concurrency, dd, avg(f[0][mode], f[1][mode]));
+  }
   return 0;
 }
 
