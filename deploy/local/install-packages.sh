@@ -12,6 +12,7 @@ PACKAGES=(
   postgresql-15 postgresql-contrib
   python3 python3-grpcio python3-protobuf python3-yaml tzdata
   openssl
+  chromium
 )
 
 missing=()
