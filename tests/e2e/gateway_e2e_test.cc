@@ -5,10 +5,12 @@
 
 #include <cstdio>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
 #include <gmock/gmock.h>
+#include <pqxx/pqxx>
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
@@ -423,6 +425,63 @@ TEST_F(GatewayE2ETest, BackendDownIsUnavailableQuicklyAndDeadlinesAndRequestIdsP
   CallResult res = CallGeneric(*channel_, "/medkoord.shortage.v1.Shortage/ListShortages", key, "", absl::Seconds(20), false);
   EXPECT_EQ(res.status.error_code(), grpc::StatusCode::UNAVAILABLE) << res.status.error_message();
   EXPECT_LT(absl::Now() - down, absl::Seconds(3));
+}
+
+// W3C trace context through the real processes: intake stores the trace
+// context of the call that wrote each outbox event (and sends it on to
+// assessment with the event), so the outbox row shows what intake received.
+TEST_F(GatewayE2ETest, TraceparentReachesTheBackendUnchangedOrIsStartedByTheGateway) {
+  StartSuite();
+  const std::string syd = Key("syddanmark-it", "region", "syddanmark");
+  auto intake = iv1::Intake::NewStub(channel_);
+  struct Sent {
+    std::string request_id;   // "" : none sent
+    std::string traceparent;  // "" : none sent
+    std::string returned_request_id;
+  };
+  std::vector<Sent> sent = {
+      {"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},
+      {"0af7651916cd43dd8448eb211c80319c", "", ""},
+      {"", "", ""},
+      {"", "not-a-traceparent", ""},
+  };
+  for (size_t i = 0; i < sent.size(); ++i) {
+    iv1::SubmitApplicationRequest submit;
+    submit.set_request_id(absl::StrCat("trace-", i));
+    *submit.mutable_application() = SyddanmarkCase(absl::StrCat("TRACE-000", i));
+    grpc::ClientContext ctx;
+    Authorize(ctx, syd);
+    if (!sent[i].request_id.empty()) ctx.AddMetadata("x-request-id", sent[i].request_id);
+    if (!sent[i].traceparent.empty()) ctx.AddMetadata("traceparent", sent[i].traceparent);
+    iv1::Application created;
+    grpc::Status s = intake->SubmitApplication(&ctx, submit, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    auto md = ctx.GetServerInitialMetadata();
+    auto it = md.find("x-request-id");
+    ASSERT_NE(it, md.end());
+    sent[i].returned_request_id = std::string(it->second.data(), it->second.size());
+  }
+
+  pqxx::connection db(suite_->db_url("intake"));
+  pqxx::work tx(db);
+  pqxx::result rows = tx.exec("SELECT coalesce(traceparent, '') FROM outbox ORDER BY id");
+  ASSERT_EQ(rows.size(), sent.size());
+  const std::regex valid("00-([0-9a-f]{32})-[0-9a-f]{16}-01");
+  std::vector<std::string> seen;
+  for (const auto& row : rows) seen.push_back(row[0].as<std::string>());
+  // The caller's own trace context arrives unchanged.
+  EXPECT_EQ(seen[0], sent[0].traceparent);
+  // Without one the gateway starts a trace; its trace id is the request id
+  // (the caller's when it is 32 hex characters, else the one generated and
+  // returned), so the caller can find its call in every service's logs.
+  for (size_t i = 1; i < sent.size(); ++i) {
+    SCOPED_TRACE(i);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(seen[i], m, valid)) << seen[i];
+    EXPECT_EQ(m[1].str(), sent[i].returned_request_id);
+    if (!sent[i].request_id.empty()) EXPECT_EQ(m[1].str(), sent[i].request_id);
+  }
+  EXPECT_NE(seen[2], seen[3]);
 }
 
 TEST_F(GatewayE2ETest, TlsListenerServesWithItsCaAndRefusesPlaintext) {
