@@ -5,10 +5,14 @@
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
 //   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
 //   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
+//   intake_bench --db_url=URL --mode=serve [--pool=16]     prints "PORT n", serves until stdin closes
+//   intake_bench --target=127.0.0.1:n --mode=submit ...    clients only, against a serving process
 //
 // The database must be empty (the script creates a fresh one per mode).
-// Prints one RESULT line. Peak memory is this process's maximum resident set
-// (server and client together); PostgreSQL's own memory is not included.
+// Prints one RESULT line and the CPU time this process used (user + system),
+// so that the server's and the clients' costs per call can be told apart
+// when they run as two processes. Peak memory is this process's maximum
+// resident set; PostgreSQL's own memory is not included.
 
 #include <sys/resource.h>
 
@@ -19,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +61,13 @@ long PeakRssKiB() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 medkoord::Principal RegionPrincipal(int i) {
@@ -113,29 +125,51 @@ int main(int argc, char** argv) {
   auto args = Args(argc, argv);
   const std::string url = args["db_url"];
   const std::string mode = args.count("mode") ? args["mode"] : "submit";
-  if (url.empty()) {
-    std::cerr << "--db_url is required\n";
+  if (url.empty() == args["target"].empty() || (mode != "submit" && !args["target"].empty())) {
+    std::cerr << "either --db_url, or --target with --mode=submit\n";
     return 2;
   }
   const int pool_size = args.count("pool") ? std::stoi(args["pool"]) : 16;
-  medkoord::db::Pool pool(
-      {.url = url, .size = pool_size, .acquire_timeout = absl::Seconds(60), .prepare = medkoord::intake::IntakeStore::Prepare});
-  if (auto m = medkoord::db::Migrate(pool, medkoord::intake::Migrations()); !m.ok()) {
-    std::cerr << m.status() << "\n";
-    return 1;
-  }
   const medkoord::Clock& clock = *medkoord::SystemClock();
   auto signer = *medkoord::PrincipalSigner::Create(std::string(32, 'b'), &clock);
-  medkoord::intake::IntakeStore store(pool);
-  medkoord::intake::IntakeService service(store, signer, clock);
-  auto server = medkoord::Server::Start({.service_name = "intake-bench"}, {&service});
-  if (!server.ok()) {
-    std::cerr << server.status() << "\n";
-    return 1;
+  std::string target = args["target"];
+  // The service, unless the clients drive one in another process.
+  std::unique_ptr<medkoord::db::Pool> pool;
+  std::unique_ptr<medkoord::intake::IntakeStore> store;
+  std::unique_ptr<medkoord::intake::IntakeService> service;
+  std::unique_ptr<medkoord::Server> server;
+  if (target.empty()) {
+    pool = std::make_unique<medkoord::db::Pool>(medkoord::db::PoolOptions{
+        .url = url, .size = pool_size, .acquire_timeout = absl::Seconds(60), .prepare = medkoord::intake::IntakeStore::Prepare});
+    if (auto m = medkoord::db::Migrate(*pool, medkoord::intake::Migrations()); !m.ok()) {
+      std::cerr << m.status() << "\n";
+      return 1;
+    }
+    store = std::make_unique<medkoord::intake::IntakeStore>(*pool);
+    service = std::make_unique<medkoord::intake::IntakeService>(*store, signer, clock);
+    auto started = medkoord::Server::Start({.service_name = "intake-bench"}, {service.get()});
+    if (!started.ok()) {
+      std::cerr << started.status() << "\n";
+      return 1;
+    }
+    server = *std::move(started);
+    target = "127.0.0.1:" + std::to_string(server->port());
   }
-  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+
+  if (mode == "serve") {
+    std::printf("PORT %d\n", server->port());
+    std::fflush(stdout);
+    const double cpu0 = CpuSeconds();
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+    std::printf("CPU serve seconds=%.2f\n", CpuSeconds() - cpu0);
+    server->Shutdown();
+    return 0;
+  }
 
   if (mode == "submit") {
+    const double cpu0 = CpuSeconds();
     const int clients = args.count("clients") ? std::stoi(args["clients"]) : 32;
     const int seconds = args.count("seconds") ? std::stoi(args["seconds"]) : 30;
     std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -193,6 +227,9 @@ int main(int argc, char** argv) {
                 "p99=%.1fms max=%.1fms\n",
                 clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
                 pct(0.5), pct(0.99), all.empty() ? 0.0 : all.back());
+    const double cpu = CpuSeconds() - cpu0;
+    std::printf("CPU %s seconds=%.2f per_call_us=%.0f\n", server ? "clients+server" : "clients", cpu,
+                all.empty() ? 0.0 : cpu * 1e6 / all.size());
   } else {
     auto stub = v1::Intake::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
     medkoord::Principal secretariat;
@@ -240,6 +277,6 @@ int main(int argc, char** argv) {
                 static_cast<long long>(response.stored()), static_cast<long long>(response.rejected()), elapsed,
                 response.rows_read() / elapsed, PeakRssKiB() / 1024.0);
   }
-  (*server)->Shutdown();
+  if (server) server->Shutdown();
   return 0;
 }
