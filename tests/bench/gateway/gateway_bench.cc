@@ -3,7 +3,12 @@
 // by the client) and through the gateway (API key), in one run, with the
 // gateway's TLS off and on. Prints throughput, the ratio and medians.
 //
-//   gateway_bench [--seconds=5] [--concurrency=16]
+// Then a streaming import (ImportApplications, CSV in 64 KiB chunks) of the
+// 541-row fixture and of a large synthetic file, straight and via the
+// gateway. Next to them, pass-through floor proxies (floor_proxy.cc) show
+// what one extra loopback gRPC hop costs with no gateway logic at all.
+//
+//   gateway_bench [--seconds=5] [--concurrency=16] [--import_rows=20000]
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -98,6 +103,54 @@ std::string StartFloorProxy(const std::string& mode, const std::string& backend,
   return "";
 }
 
+// The fixture's rows with case refs made unique by `prefix`, repeated until
+// `rows` rows (0: the fixture once).
+std::string ImportFile(const std::string& fixture, const std::string& prefix, int rows) {
+  std::ifstream in(fixture);
+  std::string header, line;
+  std::getline(in, header);
+  std::vector<std::string> body;  // each row without its case_ref (the first column)
+  while (std::getline(in, line)) {
+    if (!line.empty()) body.push_back(line.substr(line.find(',')));
+  }
+  if (rows <= 0) rows = static_cast<int>(body.size());
+  std::string out = header + "\n";
+  for (int i = 0; i < rows; ++i) absl::StrAppend(&out, prefix, i, body[i % body.size()], "\n");
+  return out;
+}
+
+struct ImportResult {
+  double rows_per_s = 0;
+  double seconds = 0;
+  int64_t stored = 0;
+  std::string error;
+};
+
+// One ImportApplications call streaming `csv` in 64 KiB chunks.
+template <typename Prepare>
+ImportResult Import(std::shared_ptr<grpc::Channel> channel, const std::string& csv, Prepare prepare) {
+  auto stub = iv1::Intake::NewStub(channel);
+  grpc::ClientContext ctx;
+  prepare(ctx);
+  iv1::ImportApplicationsResponse resp;
+  const absl::Time start = absl::Now();
+  auto writer = stub->ImportApplications(&ctx, &resp);
+  constexpr size_t kChunk = 64 << 10;
+  for (size_t at = 0; at < csv.size(); at += kChunk) {
+    iv1::ImportApplicationsRequest req;
+    req.set_chunk(csv.substr(at, kChunk));
+    if (!writer->Write(req)) break;
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  ImportResult r;
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.stored = resp.stored();
+  if (!status.ok()) r.error = status.error_message();
+  r.rows_per_s = static_cast<double>(resp.rows_read()) / r.seconds;
+  return r;
+}
+
 void Print(const char* what, bool tls, int concurrency, const Result& d, const Result& g) {
   std::printf("%-22s TLS %-3s c=%-2d: direct %.0f calls/s (median %.0f us, p99 %.0f us), "
               "via %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f; added median %.0f us; errors %d/%d\n",
@@ -106,7 +159,7 @@ void Print(const char* what, bool tls, int concurrency, const Result& d, const R
   std::fflush(stdout);
 }
 
-int RunOnce(bool tls, int concurrency, absl::Duration length) {
+int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
   e2e::SuiteOptions options;
   options.tls = tls;
   options.gateway_env = {{"MEDKOORD_RATE_LIMIT_PER_SECOND", "1000000000"},
@@ -179,19 +232,62 @@ int RunOnce(bool tls, int concurrency, absl::Duration length) {
   for (auto& [mode, channel] : floors) {
     Print(absl::StrCat("floor proxy (", mode, ")").c_str(), tls, concurrency, dd, avg(f[0][mode], f[1][mode]));
   }
+  if (import_rows < 0) return 0;
+
+  // Streaming import (client streaming, CSV chunks) straight to intake and
+  // through the gateway: the fixture twice each way, alternating, then one
+  // large synthetic file each way. Case refs are fresh for every import, so
+  // every row is stored.
+  const std::string fixture = std::string(MEDKOORD_FIXTURES_DIR) + "/forum_cases_2024.csv";
+  const std::string import_method = "/medkoord.intake.v1.Intake/ImportApplications";
+  auto sign_import = [&](grpc::ClientContext& c) { signer->Attach(c, p, import_method, absl::Minutes(10)); };
+  int run = 0;
+  auto one = [&](bool via_gateway, int rows) {
+    const std::string csv = ImportFile(fixture, absl::StrCat(tls ? "T" : "P", run++, "-"), rows);
+    ImportResult r = via_gateway ? Import(gateway, csv, keyed) : Import(direct, csv, sign_import);
+    if (!r.error.empty()) std::fprintf(stderr, "import: %s\n", r.error.c_str());
+    return r;
+  };
+  auto report = [&](const char* what, const ImportResult& d, const ImportResult& g) {
+    std::printf("import %-16s TLS %-3s: direct %.0f rows/s (%.2f s, stored %lld), via gateway %.0f rows/s (%.2f s, "
+                "stored %lld); ratio %.2f\n",
+                what, tls ? "on" : "off", d.rows_per_s, d.seconds, static_cast<long long>(d.stored), g.rows_per_s,
+                g.seconds, static_cast<long long>(g.stored), g.rows_per_s / d.rows_per_s);
+    std::fflush(stdout);
+  };
+  ImportResult fd[2], fg[2];
+  for (int i = 0; i < 2; ++i) {
+    fd[i] = one(false, 0);
+    fg[i] = one(true, 0);
+  }
+  auto avg_import = [](const ImportResult& x, const ImportResult& y) {
+    return ImportResult{(x.rows_per_s + y.rows_per_s) / 2, (x.seconds + y.seconds) / 2, x.stored + y.stored, ""};
+  };
+  report("541-row fixture", avg_import(fd[0], fd[1]), avg_import(fg[0], fg[1]));
+  if (import_rows > 0) {
+    // Direct, gateway, gateway, direct: the outbox deliveries each import
+    // sets off (to assessment) weigh on whichever import comes next.
+    ImportResult d1 = one(false, import_rows);
+    ImportResult g1 = one(true, import_rows);
+    ImportResult g2 = one(true, import_rows);
+    ImportResult d2 = one(false, import_rows);
+    report(absl::StrCat(import_rows, " rows").c_str(), avg_import(d1, d2), avg_import(g1, g2));
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int seconds = 5, concurrency = 16;
+  int seconds = 5, concurrency = 16, import_rows = 20000;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--seconds=", 0) == 0) (void)absl::SimpleAtoi(a.substr(10), &seconds);
     if (a.rfind("--concurrency=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &concurrency);
+    // -1: no import runs; 0: only the fixture.
+    if (a.rfind("--import_rows=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &import_rows);
   }
-  int rc = RunOnce(false, concurrency, absl::Seconds(seconds));
-  rc |= RunOnce(true, concurrency, absl::Seconds(seconds));
+  int rc = RunOnce(false, concurrency, absl::Seconds(seconds), import_rows);
+  rc |= RunOnce(true, concurrency, absl::Seconds(seconds), import_rows);
   return rc;
 }
