@@ -3,6 +3,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -26,6 +27,60 @@ std::string Describe(const pqxx::sql_error& e) {
 
 constexpr int kMaxAbortedRetries = 3;
 constexpr int kMaxBrokenRetries = 1;
+
+// When RunAttempts runs `attempt` again after an exception.
+struct Retries {
+  bool after_broken;   // the connection broke (it is replaced first)
+  bool after_aborted;  // serialization failure or deadlock
+  bool after_closed;   // a statement failed and the server closed the connection (admin shutdown)
+};
+
+// The retry loop of Pool::Run and Pool::RunAutocommit on one pooled
+// connection `conn`; `attempt` runs the caller's function in a transaction
+// or without one.
+absl::Status RunAttempts(std::unique_ptr<pqxx::connection>& conn, const std::function<absl::Status()>& ensure_connected,
+                         const std::function<void()>& count_reconnect, Retries retries,
+                         const std::function<absl::Status(pqxx::connection&)>& attempt) {
+  int broken_retries = 0;
+  int aborted_retries = 0;
+  while (true) {
+    RETURN_IF_ERROR(ensure_connected());
+    absl::Status status;
+    try {
+      return attempt(*conn);
+    } catch (const pqxx::in_doubt_error&) {
+      // The connection broke during COMMIT: it may have committed. Not
+      // retried, since the change might then happen twice.
+      conn.reset();
+      return StatusFromCurrentException();
+    } catch (const pqxx::statement_completion_unknown&) {
+      conn.reset();
+      return StatusFromCurrentException();
+    } catch (const pqxx::broken_connection&) {
+      status = StatusFromCurrentException();
+      conn.reset();
+      count_reconnect();
+      if (retries.after_broken && broken_retries++ < kMaxBrokenRetries) continue;
+      return status;
+    } catch (const pqxx::transaction_rollback&) {
+      status = StatusFromCurrentException();
+      if (retries.after_aborted && aborted_retries++ < kMaxAbortedRetries) continue;
+      return status;
+    } catch (...) {
+      status = StatusFromCurrentException();
+      // A statement can fail because the server went away in the middle of
+      // it (admin shutdown); then the connection is useless.
+      if (conn != nullptr && !conn->is_open()) {
+        conn.reset();
+        if (retries.after_closed && broken_retries++ < kMaxBrokenRetries) {
+          count_reconnect();
+          continue;
+        }
+      }
+      return status;
+    }
+  }
+}
 
 }  // namespace
 
@@ -114,53 +169,21 @@ void Pool::Release(Slot* slot) {
 absl::Status Pool::Run(const std::function<absl::Status(pqxx::work&)>& fn) {
   ASSIGN_OR_RETURN(Slot * slot, Acquire());
   // The slot goes back to the pool however we leave.
-  struct Releaser {
-    Pool* pool;
-    Slot* slot;
-    ~Releaser() { pool->Release(slot); }
-  } releaser{this, slot};
-
-  int broken_retries = 0;
-  int aborted_retries = 0;
-  while (true) {
-    RETURN_IF_ERROR(EnsureConnected(slot));
-    absl::Status status;
-    try {
-      pqxx::work tx(*slot->conn);
-      status = fn(tx);
-      if (status.ok()) {
-        tx.commit();
-      } else {
-        tx.abort();
-      }
-      return status;
-    } catch (const pqxx::in_doubt_error&) {
-      // The connection broke during COMMIT: it may have committed. Not
-      // retried, since the change might then happen twice.
-      slot->conn.reset();
-      return StatusFromCurrentException();
-    } catch (const pqxx::statement_completion_unknown&) {
-      slot->conn.reset();
-      return StatusFromCurrentException();
-    } catch (const pqxx::broken_connection&) {
-      // Failed before COMMIT, so nothing happened: reconnect and retry.
-      status = StatusFromCurrentException();
-      slot->conn.reset();
-      CountReconnect();
-      if (broken_retries++ < kMaxBrokenRetries) continue;
-      return status;
-    } catch (const pqxx::transaction_rollback&) {
-      status = StatusFromCurrentException();
-      if (aborted_retries++ < kMaxAbortedRetries) continue;
-      return status;
-    } catch (...) {
-      status = StatusFromCurrentException();
-      // A statement can fail because the server went away in the middle of
-      // it (admin shutdown); then the connection is useless.
-      if (slot->conn != nullptr && !slot->conn->is_open()) slot->conn.reset();
-      return status;
-    }
-  }
+  absl::Cleanup release = [this, slot] { Release(slot); };
+  // A broken connection failed before COMMIT, so nothing happened: safe to
+  // run again, as after a serialization failure.
+  return RunAttempts(
+      slot->conn, [&] { return EnsureConnected(slot); }, [&] { CountReconnect(); },
+      {.after_broken = true, .after_aborted = true, .after_closed = false}, [&](pqxx::connection& conn) {
+        pqxx::work tx(conn);
+        absl::Status status = fn(tx);
+        if (status.ok()) {
+          tx.commit();
+        } else {
+          tx.abort();
+        }
+        return status;
+      });
 }
 
 absl::Status Pool::EnsureConnected(Slot* slot) {
@@ -179,49 +202,16 @@ void Pool::CountReconnect() {
 
 absl::Status Pool::RunAutocommit(const std::function<absl::Status(pqxx::nontransaction&)>& fn, bool repeatable) {
   ASSIGN_OR_RETURN(Slot * slot, Acquire());
-  struct Releaser {
-    Pool* pool;
-    Slot* slot;
-    ~Releaser() { pool->Release(slot); }
-  } releaser{this, slot};
-
-  int broken_retries = 0;
-  int aborted_retries = 0;
-  while (true) {
-    RETURN_IF_ERROR(EnsureConnected(slot));
-    absl::Status status;
-    try {
-      pqxx::nontransaction tx(*slot->conn);
-      return fn(tx);
-    } catch (const pqxx::statement_completion_unknown&) {
-      slot->conn.reset();
-      return StatusFromCurrentException();
-    } catch (const pqxx::broken_connection&) {
-      // Unlike in Run, a statement may have committed before the
-      // connection broke: run again only what may run twice.
-      status = StatusFromCurrentException();
-      slot->conn.reset();
-      CountReconnect();
-      if (repeatable && broken_retries++ < kMaxBrokenRetries) continue;
-      return status;
-    } catch (const pqxx::transaction_rollback&) {
-      // The failed statement was rolled back as a whole, but earlier
-      // statements of `fn` stay committed.
-      status = StatusFromCurrentException();
-      if (repeatable && aborted_retries++ < kMaxAbortedRetries) continue;
-      return status;
-    } catch (...) {
-      status = StatusFromCurrentException();
-      if (slot->conn != nullptr && !slot->conn->is_open()) {
-        // The server went away in the middle of it (admin shutdown): the
-        // connection is useless, and the same as broken for a retry.
-        slot->conn.reset();
-        CountReconnect();
-        if (repeatable && broken_retries++ < kMaxBrokenRetries) continue;
-      }
-      return status;
-    }
-  }
+  absl::Cleanup release = [this, slot] { Release(slot); };
+  // Unlike in Run, statements of `fn` may have committed before it failed:
+  // run it again only when that is harmless.
+  return RunAttempts(
+      slot->conn, [&] { return EnsureConnected(slot); }, [&] { CountReconnect(); },
+      {.after_broken = repeatable, .after_aborted = repeatable, .after_closed = repeatable},
+      [&](pqxx::connection& conn) {
+        pqxx::nontransaction tx(conn);
+        return fn(tx);
+      });
 }
 
 absl::Status Pool::Ping() {
