@@ -39,6 +39,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   if (!o.tls_cert_pem.empty() && o.tls_key_pem.empty()) {
     return absl::FailedPreconditionError("config: tls_key_file is required with tls_cert_file");
   }
+  if (!o.https_listen.empty() && o.tls_cert_pem.empty()) {
+    return absl::FailedPreconditionError("config: https_listen needs tls_cert_file and tls_key_file");
+  }
   if (!o.client_ca_pem.empty() && o.tls_cert_pem.empty()) {
     return absl::FailedPreconditionError("config: client_ca_file needs tls_cert_file and tls_key_file");
   }
@@ -104,16 +107,24 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
   gw->server_->GetHealthCheckService()->SetServingStatus(false);
 
-  if (!o.http_listen.empty()) {
+  if (!o.http_listen.empty() || !o.https_listen.empty()) {
     gw->pages_ = std::make_unique<HttpPages>(deps, assessment, [raw] { return raw->ready(); });
-    auto http = HttpServer::Start(o.http_listen);
+    auto http = HttpServer::Start(o.http_listen.empty() ? "127.0.0.1:0" : o.http_listen);
     if (!http.ok()) return http.status();
     gw->http_ = *std::move(http);
     gw->pages_->Register(*gw->http_);
   }
+  if (!o.https_listen.empty()) {
+    ASSIGN_OR_RETURN(gw->https_, HttpsRelay::Start({.listen = o.https_listen,
+                                                    .backend_port = gw->http_->port(),
+                                                    .cert_pem = o.tls_cert_pem,
+                                                    .key_pem = o.tls_key_pem,
+                                                    .client_ca_pem = o.client_ca_pem}));
+  }
   gw->watcher_ = std::thread([raw] { raw->Watch(); });
   log::Info("gateway listening", {{"grpc_port", gw->port_},
                                   {"http_port", gw->http_port()},
+                                  {"https_port", gw->https_port()},
                                   {"tls", !o.tls_cert_pem.empty()},
                                   {"mtls", !o.client_ca_pem.empty()},
                                   {"methods", gw->roles_.routes().size()}});
@@ -176,6 +187,7 @@ void Gateway::Shutdown() {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();
   }
+  if (https_) https_->Stop();
   if (http_) http_->Stop();
   if (admin_server_) admin_server_->Shutdown();
   if (audit_) audit_->Stop();

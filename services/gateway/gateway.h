@@ -27,6 +27,7 @@
 #include "services/gateway/cert_map.h"
 #include "services/gateway/gateway_store.h"
 #include "services/gateway/http_pages.h"
+#include "services/gateway/https_relay.h"
 #include "services/gateway/proxy.h"
 #include "services/gateway/rate_limiter.h"
 #include "services/gateway/role_table.h"
@@ -35,7 +36,11 @@ namespace medkoord::gateway {
 
 struct GatewayOptions {
   std::string listen = "127.0.0.1:0";
-  std::string http_listen;  // empty: no HTTP side
+  std::string http_listen;  // empty: no plain HTTP side
+  // HTTPS for the same pages with the listener's certificate (needs
+  // tls_cert_pem); the plain HTTP side then also runs, on loopback if
+  // http_listen is empty.
+  std::string https_listen;
   std::string db_url;
   int db_pool_size = 8;
   std::string principal_key;
@@ -64,6 +69,7 @@ class Gateway {
 
   int port() const { return port_; }
   int http_port() const { return http_ ? http_->port() : 0; }
+  int https_port() const { return https_ ? https_->port() : 0; }
   // True once migrations are applied and the database answers.
   bool ready() const { return ready_.load(); }
   bool WaitUntilReady(absl::Duration timeout) const;
@@ -94,6 +100,7 @@ class Gateway {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpPages> pages_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpsRelay> https_;
   int port_ = 0;
   std::atomic<bool> ready_{false};
   std::atomic<bool> migrated_{false};

@@ -89,6 +89,7 @@ int GatewayMain(int argc, char** argv) {
   GatewayOptions o;
   o.listen = config.String("listen", "127.0.0.1:0");
   o.http_listen = config.String("http_listen", "");
+  o.https_listen = config.String("https_listen", "");
   // The common server's settings that apply to the gateway's own listener.
   config.String("metrics_listen", "");
   o.db_url = config.String("db_url");

@@ -2,6 +2,9 @@
 // through the gateway by generic C++ calls, the CLI, HTTP and Python grpcio.
 
 #include <sys/wait.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <cstdio>
 #include <fstream>
@@ -123,7 +126,7 @@ TEST_F(GatewayE2ETest, EveryPublicMethodTimesEveryRole) {
   int denied = 0;
   for (const MethodRoute& r : table->routes()) {
     // No credentials, and a key that does not exist.
-    for (const std::string key : {std::string(), std::string("mk_not-a-real-key")}) {
+    for (const std::string& key : {std::string(), std::string("mk_not-a-real-key")}) {
       CallResult res = CallGeneric(*channel_, r.full_name, key, "", TimeoutFor(r), r.client_streaming);
       EXPECT_EQ(res.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << r.full_name << " key=" << key;
     }
@@ -479,13 +482,29 @@ TEST_F(GatewayE2ETest, TraceparentReachesTheBackendUnchangedOrIsStartedByTheGate
     std::smatch m;
     ASSERT_TRUE(std::regex_match(seen[i], m, valid)) << seen[i];
     EXPECT_EQ(m[1].str(), sent[i].returned_request_id);
-    if (!sent[i].request_id.empty()) EXPECT_EQ(m[1].str(), sent[i].request_id);
+    if (!sent[i].request_id.empty()) {
+      EXPECT_EQ(m[1].str(), sent[i].request_id);
+    }
   }
   EXPECT_NE(seen[2], seen[3]);
 }
 
+// A free loopback port for a listener the suite does not know about.
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
 TEST_F(GatewayE2ETest, TlsListenerServesWithItsCaAndRefusesPlaintext) {
-  StartSuite({.tls = true});
+  const int https_port = FreeLoopbackPort();
+  StartSuite({.gateway_env = {{"MEDKOORD_HTTPS_LISTEN", absl::StrCat("127.0.0.1:", https_port)}}, .tls = true});
   const std::string key = Key("e2e-admin", "admin");
   auto stub = medkoord::gateway::v1::GatewayAdmin::NewStub(channel_);
   medkoord::gateway::v1::ListApiKeysRequest req;
@@ -510,6 +529,19 @@ TEST_F(GatewayE2ETest, TlsListenerServesWithItsCaAndRefusesPlaintext) {
                                     suite_->ca_file(), " admin keys list --json"));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("e2e-admin"));
+
+  // The pages over HTTPS with the same certificate, verified against the
+  // suite's CA: a key is still needed, and the port speaks only TLS.
+  const std::string https = absl::StrCat("https://127.0.0.1:", https_port);
+  const std::string curl = absl::StrCat("curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert ", suite_->ca_file(), " ");
+  EXPECT_EQ(RunCommand(curl + https + "/healthz").second, "200");
+  const std::string secretariat = Key("e2e-secretariat", "forum_secretariat");
+  EXPECT_EQ(RunCommand(absl::StrCat(curl, "-u x:", secretariat, " '", https, "/reports/annual?year=2024'")).second, "200");
+  EXPECT_EQ(RunCommand(absl::StrCat(curl, "'", https, "/reports/annual?year=2024'")).second, "401");
+  EXPECT_EQ(RunCommand(absl::StrCat(curl, "-u x:", key, " '", https, "/reports/annual?year=2024'")).second, "403");
+  EXPECT_NE(RunCommand(absl::StrCat("curl -s -o /dev/null -w '%{http_code}' --max-time 20 http://127.0.0.1:", https_port,
+                                    "/healthz")).second,
+            "200");
 }
 
 TEST_F(GatewayE2ETest, MutualTlsMapsClientCertificatesToPrincipals) {
