@@ -256,25 +256,19 @@ absl::StatusOr<std::string> Suite::CreateKey(const std::string& principal_id, co
   return key;
 }
 
-void Suite::Stop(const std::string& name) {
+void Suite::SignalAndReap(const std::string& name, int signal) {
   for (auto& p : processes_) {
     if (p.name == name && p.pid > 0) {
-      kill(p.pid, SIGTERM);
+      kill(p.pid, signal);
       waitpid(p.pid, nullptr, 0);
       p.pid = -1;
     }
   }
 }
 
-void Suite::Kill(const std::string& name) {
-  for (auto& p : processes_) {
-    if (p.name == name && p.pid > 0) {
-      kill(p.pid, SIGKILL);
-      waitpid(p.pid, nullptr, 0);
-      p.pid = -1;
-    }
-  }
-}
+void Suite::Stop(const std::string& name) { SignalAndReap(name, SIGTERM); }
+
+void Suite::Kill(const std::string& name) { SignalAndReap(name, SIGKILL); }
 
 pid_t Suite::pid(const std::string& name) const {
   for (const auto& p : processes_) {

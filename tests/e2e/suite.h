@@ -81,6 +81,8 @@ class Suite {
   Suite() = default;
   absl::StatusOr<Process> Launch(const std::string& name, const std::string& binary,
                                  const std::map<std::string, std::string>& env) const;
+  // Sends `signal` to a running process and waits for it to exit.
+  void SignalAndReap(const std::string& name, int signal);
   absl::Status WaitServing(const std::string& name, const std::string& addr,
                            absl::Duration timeout = absl::Seconds(60)) const;
 

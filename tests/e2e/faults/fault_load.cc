@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "medkoord/assessment/v1/assessment.grpc.pb.h"
 #include "medkoord/intake/v1/intake.grpc.pb.h"
+#include "tests/support/postgres_cluster.h"
 
 namespace medkoord::e2e::faults {
 namespace {
@@ -69,6 +70,10 @@ absl::StatusOr<std::vector<std::string>> ListedCaseRefs(const Suite& suite, cons
 }
 
 }  // namespace
+
+void FaultTest::SetUp() {
+  if (!testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL binaries not installed";
+}
 
 absl::StatusOr<std::unique_ptr<Suite>> StartFaultSuite(SuiteOptions options) {
   for (const auto& [k, v] : FaultGatewayEnv()) options.gateway_env.emplace(k, v);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -27,6 +28,12 @@ struct RegionalClient {
   std::string slug;  // "syddanmark"
   medkoord::common::v1::Region region;
   std::string key;
+};
+
+// Base of the fault tests: skips only when PostgreSQL is not installed.
+class FaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
 };
 
 // Suite::Start with FaultGatewayEnv() added, starting again on fresh ports

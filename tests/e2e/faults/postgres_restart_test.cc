@@ -13,7 +13,6 @@
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/faults/fault_load.h"
 #include "tests/e2e/suite.h"
-#include "tests/support/postgres_cluster.h"
 
 namespace medkoord::e2e::faults {
 namespace {
@@ -40,12 +39,7 @@ std::map<std::string, absl::Duration> AwaitHealth(const std::map<std::string, st
   return reached;
 }
 
-class PostgresRestartTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL binaries not installed";
-  }
-};
+class PostgresRestartTest : public FaultTest {};
 
 TEST_F(PostgresRestartTest, ServicesAreNotServingWhileDownAndRecoverWithinFiveSecondsLosingNothing) {
   auto suite = StartFaultSuite({.private_postgres = true});

@@ -12,16 +12,12 @@
 #include "absl/time/clock.h"
 #include "tests/e2e/faults/fault_load.h"
 #include "tests/e2e/suite.h"
-#include "tests/support/postgres_cluster.h"
 
 namespace medkoord::e2e::faults {
 namespace {
 
-class ProcessKillTest : public ::testing::Test {
+class ProcessKillTest : public FaultTest {
  protected:
-  void SetUp() override {
-    if (!testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL binaries not installed";
-  }
 
   // Kills `victim` while five regional clients submit, restarts it, lets
   // the load go on, and checks exactly-once end to end.

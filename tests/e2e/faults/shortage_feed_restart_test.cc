@@ -18,7 +18,6 @@
 #include "medkoord/shortage/v1/shortage.grpc.pb.h"
 #include "tests/e2e/faults/fault_load.h"
 #include "tests/e2e/suite.h"
-#include "tests/support/postgres_cluster.h"
 
 namespace medkoord::e2e::faults {
 namespace {
@@ -216,12 +215,7 @@ sv1::AnnounceShortageRequest Peginterferon() {
   return r;
 }
 
-class ShortageFeedRestartTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!testing::PostgresCluster::BinariesAvailable()) GTEST_SKIP() << "PostgreSQL binaries not installed";
-  }
-};
+class ShortageFeedRestartTest : public FaultTest {};
 
 TEST_F(ShortageFeedRestartTest, SubscriberResumesWithoutGapOrRepeatAcrossRestarts) {
   auto suite = StartFaultSuite();
