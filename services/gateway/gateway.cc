@@ -10,6 +10,7 @@
 #include "common/server.h"
 #include "common/service_main.h"
 #include "common/status.h"
+#include "services/gateway/api_key.h"
 
 namespace medkoord::gateway {
 
@@ -115,11 +116,15 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
     gw->pages_->Register(*gw->http_);
   }
   if (!o.https_listen.empty()) {
+    // Client certificates reach the pages only with the cert map to read them.
+    std::string relay_token = o.cert_map && !o.client_ca_pem.empty() ? GenerateApiKey() : "";
+    gw->pages_->TrustRelay(relay_token);
     ASSIGN_OR_RETURN(gw->https_, HttpsRelay::Start({.listen = o.https_listen,
                                                     .backend_port = gw->http_->port(),
                                                     .cert_pem = o.tls_cert_pem,
                                                     .key_pem = o.tls_key_pem,
-                                                    .client_ca_pem = o.client_ca_pem}));
+                                                    .client_ca_pem = o.client_ca_pem,
+                                                    .relay_token = std::move(relay_token)}));
   }
   gw->watcher_ = std::thread([raw] { raw->Watch(); });
   log::Info("gateway listening", {{"grpc_port", gw->port_},

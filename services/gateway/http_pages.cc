@@ -1,6 +1,10 @@
 #include "services/gateway/http_pages.h"
 
+#include <openssl/crypto.h>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -9,6 +13,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "medkoord/assessment/v1/assessment.grpc.pb.h"
 #include "services/gateway/api_key.h"
+#include "services/gateway/https_relay.h"
 #include "services/gateway/report_page.h"
 
 namespace medkoord::gateway {
@@ -83,6 +88,22 @@ HttpResponse HttpPages::Index(const HttpRequest&) const {
   return r;
 }
 
+std::optional<PeerCertificate> HttpPages::RelayedCertificate(const HttpRequest& request) const {
+  if (relay_token_.empty()) return std::nullopt;
+  auto it = request.headers.find(kRelayCertHeader);
+  if (it == request.headers.end()) return std::nullopt;
+  std::vector<std::string> parts = absl::StrSplit(it->second, '.');
+  if (parts.size() != 3 || parts[0].size() != relay_token_.size() ||
+      CRYPTO_memcmp(parts[0].data(), relay_token_.data(), relay_token_.size()) != 0) {
+    return std::nullopt;
+  }
+  PeerCertificate cert;
+  if (!absl::WebSafeBase64Unescape(parts[1], &cert.subject) || !absl::WebSafeBase64Unescape(parts[2], &cert.common_name)) {
+    return std::nullopt;
+  }
+  return cert;
+}
+
 HttpResponse HttpPages::AnnualReport(const HttpRequest& request) const {
   using medkoord::assessment::v1::Assessment;
   const absl::Time start = deps_.clock->Now();
@@ -96,8 +117,9 @@ HttpResponse HttpPages::AnnualReport(const HttpRequest& request) const {
     std::optional<std::string> key;
     if (auth != request.headers.end()) key = BasicAuthKey(auth->second);
     if (!key) key = auth != request.headers.end() ? BearerToken(auth->second) : std::nullopt;
-    if (!key) return absl::UnauthenticatedError("Log ind med din API-nøgle som adgangskode.");
-    ASSIGN_OR_RETURN(principal, deps_.authenticator->Authenticate(*key, PeerCertificate{}));
+    std::optional<PeerCertificate> cert = RelayedCertificate(request);
+    if (!key && !cert) return absl::UnauthenticatedError("Log ind med din API-nøgle som adgangskode.");
+    ASSIGN_OR_RETURN(principal, deps_.authenticator->Authenticate(key.value_or(""), cert.value_or(PeerCertificate{})));
     RETURN_IF_ERROR(deps_.rate_limiter->Acquire(principal.id()));
     const MethodRoute* route = deps_.roles->Find(method);
     if (route == nullptr || !deps_.roles->Allows(*route, principal)) {

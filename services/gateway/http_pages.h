@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -21,6 +22,9 @@ class HttpPages {
   HttpPages(ProxyDeps deps, std::shared_ptr<grpc::Channel> assessment, std::function<bool()> ready);
 
   void Register(HttpServer& server);
+  // Trusts client certificates the HTTPS relay passes on with this secret
+  // (https_relay.h); without it, only API keys authenticate.
+  void TrustRelay(std::string token) { relay_token_ = std::move(token); }
 
   HttpResponse Healthz(const HttpRequest& request) const;
   HttpResponse Metrics(const HttpRequest& request) const;
@@ -28,9 +32,13 @@ class HttpPages {
   HttpResponse AnnualReport(const HttpRequest& request) const;
 
  private:
+  // The client certificate the HTTPS relay verified for this request, if any.
+  std::optional<PeerCertificate> RelayedCertificate(const HttpRequest& request) const;
+
   ProxyDeps deps_;
   std::shared_ptr<grpc::Channel> assessment_;
   std::function<bool()> ready_;
+  std::string relay_token_;
 };
 
 }  // namespace medkoord::gateway

@@ -10,7 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -88,7 +94,69 @@ bool WriteAll(int fd, const char* data, size_t n) {
   return true;
 }
 
+// RFC 2253 form, as gRPC reports x509_subject (so one cert map serves both).
+std::string SubjectOf(X509* cert) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+std::string CommonNameOf(X509* cert) {
+  char cn[256] = "";
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) < 0) return "";
+  return cn;
+}
+
+constexpr size_t kMaxHead = 64 << 10;
+
 }  // namespace
+
+bool RequestRewriter::Feed(std::string_view in, std::string* out) {
+  size_t i = 0;
+  while (i < in.size()) {
+    if (body_left_ > 0) {
+      const size_t take = std::min(body_left_, in.size() - i);
+      out->append(in.substr(i, take));
+      body_left_ -= take;
+      i += take;
+      continue;
+    }
+    const size_t end = in.find("\n", i);
+    const size_t take = end == std::string_view::npos ? in.size() - i : end + 1 - i;
+    head_.append(in.substr(i, take));
+    i += take;
+    if (head_.size() > kMaxHead) return false;
+    if (head_.size() >= 4 && head_.compare(head_.size() - 4, 4, "\r\n\r\n") == 0) {
+      if (!RewriteHead(out)) return false;
+    } else if (head_ == "\r\n") {
+      head_.clear();  // a stray empty line between requests
+    }
+  }
+  return true;
+}
+
+bool RequestRewriter::RewriteHead(std::string* out) {
+  std::vector<absl::string_view> lines = absl::StrSplit(absl::string_view(head_), "\r\n");
+  std::string rewritten;
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const absl::string_view line = lines[n];
+    if (line.empty()) continue;
+    if (n > 0) {
+      const size_t colon = line.find(':');
+      const std::string name = absl::AsciiStrToLower(std::string(line.substr(0, colon)));
+      const std::string value(absl::StripAsciiWhitespace(colon == absl::string_view::npos ? "" : line.substr(colon + 1)));
+      if (name == kRelayCertHeader) continue;
+      if (name == "transfer-encoding") return false;
+      if (name == "content-length" && !absl::SimpleAtoi(value, &body_left_)) return false;
+    }
+    absl::StrAppend(&rewritten, line, "\r\n");
+  }
+  absl::StrAppend(out, rewritten, header_line_, "\r\n");
+  head_.clear();
+  return true;
+}
 
 absl::StatusOr<std::unique_ptr<HttpsRelay>> HttpsRelay::Start(HttpsRelayOptions options) {
   auto relay = std::unique_ptr<HttpsRelay>(new HttpsRelay());
@@ -162,6 +230,17 @@ void HttpsRelay::Relay(int client_fd) {
     log::Debug("https handshake failed", {{"error", OpenSslError()}});
     return;
   }
+  std::string cert_header;
+  if (!options_.relay_token.empty()) {
+    X509* cert = SSL_get1_peer_certificate(ssl.get());
+    if (cert != nullptr && SSL_get_verify_result(ssl.get()) == X509_V_OK) {
+      cert_header = absl::StrCat(kRelayCertHeader, ": ", options_.relay_token, ".",
+                                 absl::WebSafeBase64Escape(SubjectOf(cert)), ".",
+                                 absl::WebSafeBase64Escape(CommonNameOf(cert)), "\r\n");
+    }
+    X509_free(cert);
+  }
+  RequestRewriter rewriter(std::move(cert_header));
   const int backend = ConnectLoopback(options_.backend_port);
   if (backend < 0) return;
   char buf[16384];
@@ -185,7 +264,9 @@ void HttpsRelay::Relay(int client_fd) {
       open = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
       continue;
     }
-    open = WriteAll(backend, buf, static_cast<size_t>(n));
+    std::string forward;
+    open = rewriter.Feed(std::string_view(buf, static_cast<size_t>(n)), &forward) &&
+           WriteAll(backend, forward.data(), forward.size());
   }
   SSL_shutdown(ssl.get());
   close(backend);
