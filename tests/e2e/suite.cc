@@ -270,13 +270,6 @@ void Suite::Stop(const std::string& name) { SignalAndReap(name, SIGTERM); }
 
 void Suite::Kill(const std::string& name) { SignalAndReap(name, SIGKILL); }
 
-pid_t Suite::pid(const std::string& name) const {
-  for (const auto& p : processes_) {
-    if (p.name == name) return p.pid;
-  }
-  return -1;
-}
-
 absl::Status Suite::Restart(const std::string& name, absl::Duration timeout) {
   auto it = std::find_if(processes_.begin(), processes_.end(), [&](const Process& p) { return p.name == name; });
   if (it == processes_.end()) return absl::NotFoundError(absl::StrCat("no process ", name));

@@ -68,8 +68,6 @@ class Suite {
   // Starts a stopped or killed process again with the same settings (same
   // port, same database) and waits until its health check says SERVING.
   absl::Status Restart(const std::string& name, absl::Duration timeout = absl::Seconds(60));
-  // The pid of a running process, -1 when stopped.
-  pid_t pid(const std::string& name) const;
 
   // The suite's PostgreSQL cluster. Stop/restart it only with
   // SuiteOptions::private_postgres.
