@@ -18,6 +18,7 @@
 #include "medkoord/shortage/v1/shortage.grpc.pb.h"
 #include "tests/e2e/faults/fault_load.h"
 #include "tests/e2e/suite.h"
+#include "tests/support/shortage_data.h"
 
 namespace medkoord::e2e::faults {
 namespace {
@@ -198,23 +199,6 @@ class PositionWriter {
   int retried_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-sv1::AnnounceShortageRequest Peginterferon() {
-  sv1::AnnounceShortageRequest r;
-  auto* s = r.mutable_shortage();
-  s->mutable_drug()->set_name("peginterferon alfa-2a (Pegasys)");
-  s->mutable_drug()->set_atc_code("L03AB11");
-  s->mutable_drug()->set_strength("90 mikrogram");
-  s->mutable_drug()->set_form("injektionsvæske, opløsning i fyldt pen");
-  s->mutable_drug()->set_pack("1 stk.");
-  s->mutable_announced_on()->set_year(2024);
-  s->mutable_announced_on()->set_month(3);
-  s->mutable_announced_on()->set_day(4);
-  s->set_criticality(sv1::CRITICALITY_HIGH);
-  s->set_source("Lægemiddelstyrelsen, restordre");
-  r.set_request_id("announce-pegasys");
-  return r;
-}
-
 class ShortageFeedRestartTest : public FaultTest {};
 
 TEST_F(ShortageFeedRestartTest, SubscriberResumesWithoutGapOrRepeatAcrossRestarts) {
@@ -230,7 +214,7 @@ TEST_F(ShortageFeedRestartTest, SubscriberResumesWithoutGapOrRepeatAcrossRestart
   {
     grpc::ClientContext ctx;
     Authorize(ctx, *task_force);
-    grpc::Status s = stub->AnnounceShortage(&ctx, Peginterferon(), &shortage);
+    grpc::Status s = stub->AnnounceShortage(&ctx, medkoord::testing::PeginterferonShortage("announce-pegasys"), &shortage);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 

@@ -23,6 +23,7 @@
 #include "services/shortage/service_parts.h"
 #include "services/shortage/shortage_store.h"
 #include "tests/support/postgres_cluster.h"
+#include "tests/support/shortage_data.h"
 
 namespace medkoord::shortage::testing {
 
@@ -148,20 +149,7 @@ class Instance {
 
 // Test data: the 2024 peginterferon alfa-2a shortage.
 inline v1::AnnounceShortageRequest Peginterferon(const std::string& request_id = "") {
-  v1::AnnounceShortageRequest r;
-  auto* s = r.mutable_shortage();
-  s->mutable_drug()->set_name("peginterferon alfa-2a (Pegasys)");
-  s->mutable_drug()->set_atc_code("L03AB11");
-  s->mutable_drug()->set_strength("90 mikrogram");
-  s->mutable_drug()->set_form("injektionsvæske, opløsning i fyldt pen");
-  s->mutable_drug()->set_pack("1 stk.");
-  s->mutable_announced_on()->set_year(2024);
-  s->mutable_announced_on()->set_month(3);
-  s->mutable_announced_on()->set_day(4);
-  s->set_criticality(v1::CRITICALITY_HIGH);
-  s->set_source("Lægemiddelstyrelsen, restordre");
-  r.set_request_id(request_id);
-  return r;
+  return medkoord::testing::PeginterferonShortage(request_id);
 }
 
 inline v1::ReportPositionRequest Position(const std::string& parent, common::v1::Region region, int64_t stock,
