@@ -16,6 +16,8 @@ DB_SERVICES=(intake assessment shortage rwd gateway)
 # docs/DEVELOPING.md, "Local ports".
 declare -A GRPC_PORT=([gateway]=7443 [intake]=7101 [assessment]=7102 [shortage]=7103 [rwd]=7104)
 declare -A HTTP_PORT=([gateway]=8443 [intake]=9101 [assessment]=9102 [shortage]=9103 [rwd]=9104)
+# The gateway's report pages over HTTPS (its own TLS, the suite's certificate).
+GATEWAY_HTTPS_PORT=8444
 
 # initdb refuses root: as root the cluster runs as `postgres` (or `nobody`).
 resolve_pg_user() {

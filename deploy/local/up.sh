@@ -156,6 +156,7 @@ start_service() {  # svc
     rwd) env+=(MEDKOORD_METRICS_LISTEN="127.0.0.1:${HTTP_PORT[$svc]}"
                MEDKOORD_PSEUDONYM_KEY_FILE="$SECRETS/pseudonym.key") ;;
     gateway) env+=(MEDKOORD_HTTP_LISTEN="127.0.0.1:${HTTP_PORT[$svc]}"
+                   MEDKOORD_HTTPS_LISTEN="127.0.0.1:$GATEWAY_HTTPS_PORT"
                    MEDKOORD_TLS_CERT_FILE="$TLS/server.pem"
                    MEDKOORD_TLS_KEY_FILE="$TLS/server.key"
                    MEDKOORD_INTAKE_ADDR="127.0.0.1:${GRPC_PORT[intake]}"
@@ -253,6 +254,7 @@ done
 printf '  %-11s %-22s %-22s %s\n' postgresql "127.0.0.1:$PGPORT" "-" "$PGLOG"
 echo
 echo "  gateway TLS CA:   $TLS/ca.pem"
+echo "  report page:      https://127.0.0.1:$GATEWAY_HTTPS_PORT/reports/annual?year=2024 (user any, password: the API key; trust the CA above)"
 if [ -n "$API_KEY" ]; then echo "  demo API key:     $SECRETS/demo_api_key (environment in .medkoord/local.env)"; fi
 echo "  client settings:  source .medkoord/local.env"
 echo "  stop:             bash deploy/local/down.sh"
