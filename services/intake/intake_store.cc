@@ -212,6 +212,35 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "SELECT 'application', $1, $2, case_ref, $4::timestamptz FROM app RETURNING resource), "
             "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $17, $18, $19 FROM app RETURNING id) "
             "SELECT count(*) FROM app");
+  // The batch form of app_submit, used while other submissions wait: rows
+  // in arrival order (n). Here a used request_id must not fail the other
+  // rows, so the claim comes first with ON CONFLICT DO NOTHING and only
+  // claimed rows are inserted; a claim whose application hit a conflict is
+  // released by request_release in the same transaction. Answers per row
+  // whether it was claimed and whether it was stored.
+  c.prepare("app_submit_batch",
+            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
+            "$6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[], "
+            "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS u(principal_id, "
+            "request_id, case_ref, created_at, region, region_ref, submitted_on, drug_name, atc_code, indication, "
+            "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, traceparent, n)), "
+            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
+            "SELECT 'application', principal_id, request_id, case_ref, created_at FROM input ORDER BY n "
+            "ON CONFLICT DO NOTHING RETURNING resource), "
+            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
+            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
+            "created_by, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, drug_name, "
+            "atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, 'open', "
+            "'submitted', principal_id, created_at, created_at FROM input "
+            "WHERE case_ref IN (SELECT resource FROM claim) ORDER BY n ON CONFLICT DO NOTHING RETURNING case_ref), "
+            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
+            "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
+            "SELECT n, case_ref IN (SELECT resource FROM claim), case_ref IN (SELECT case_ref FROM app) "
+            "FROM input ORDER BY n");
+  c.prepare("request_release",
+            "DELETE FROM create_requests c USING unnest($1::text[], $2::text[], $3::text[]) AS r(principal_id, "
+            "request_id, resource) WHERE c.kind = 'application' AND c.principal_id = r.principal_id "
+            "AND c.request_id = r.request_id AND c.resource = r.resource");
   c.prepare("app_by_region_ref", "SELECT case_ref FROM applications WHERE region = $1 AND region_ref = $2");
   c.prepare("app_list", "SELECT " + cols + " FROM applications WHERE " + kApplicationFilter +
                             "AND ($9::date IS NULL OR (submitted_on, case_ref) < ($9::date, $10::text)) "
@@ -281,12 +310,22 @@ absl::StatusOr<int64_t> IntakeStore::NextApplicationNumber() {
   return next_number_++;
 }
 
-absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(ApplicationRecord record,
+IntakeStore::IntakeStore(db::Pool& pool, GroupCommitOptions submit_batching) : pool_(pool) {
+  submits_ = std::make_unique<GroupCommit<PendingSubmit, BatchOutcome>>(
+      submit_batching, [this](const std::vector<const PendingSubmit*>& batch) {
+        if (batch.size() > 1) return WriteSubmitBatch(batch);
+        // Nobody else waiting: the single-row statement, one round trip.
+        std::vector<BatchOutcome> out(1);
+        out[0].result = SubmitOne(*batch[0]);
+        return out;
+      });
+}
+
+absl::StatusOr<IntakeStore::PendingSubmit> IntakeStore::PrepareSubmit(ApplicationRecord record,
                                                                       const std::string& principal_id,
                                                                       const std::string& request_id, absl::Time now,
                                                                       int case_year, const EventPayloadFn& event) {
-  Submitted out;
-  const std::string now_text = Rfc3339(now);
+  PendingSubmit p;
   record.state = kStateOpen;
   record.source = kSourceSubmitted;
   record.outcome.clear();
@@ -294,14 +333,51 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
   record.created_by = principal_id;
   record.created_at = now;
   record.updated_at = now;
+  ASSIGN_OR_RETURN(const int64_t number, NextApplicationNumber());
+  record.case_ref = absl::StrFormat("A-%04d-%06d", case_year, number);
+  // The event is built before the statement so that the claim of the
+  // request_id, the application and its outbox row are one statement.
+  p.payload = event(record);
+  p.record = std::move(record);
+  p.principal_id = principal_id;
+  p.request_id = request_id;
+  p.now_text = Rfc3339(now);
+  // Whoever writes the batch runs in its own caller's trace context.
+  p.traceparent = log::CurrentTraceparent();
+  p.case_year = case_year;
+  p.event = event;
+  return p;
+}
+
+absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(ApplicationRecord record,
+                                                                      const std::string& principal_id,
+                                                                      const std::string& request_id, absl::Time now,
+                                                                      int case_year, const EventPayloadFn& event) {
+  ASSIGN_OR_RETURN(PendingSubmit pending, PrepareSubmit(std::move(record), principal_id, request_id, now, case_year,
+                                                        event));
+  BatchOutcome outcome = submits_->Run(pending);
+  if (outcome.alone) return SubmitOne(std::move(pending));
+  return std::move(outcome.result);
+}
+
+namespace {
+absl::Status RegionRefTaken(const ApplicationRecord& record, const std::string& other_case_ref) {
+  return absl::AlreadyExistsError(absl::StrCat("region ", record.region,
+                                               " already has an application with region_ref `", record.region_ref,
+                                               "`: ", ApplicationName(record.region, other_case_ref)));
+}
+}  // namespace
+
+absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
+  Submitted out;
   // A case_ref an import already used is skipped; the numbers move on.
   for (int attempt = 0; attempt < 5; ++attempt) {
-    ASSIGN_OR_RETURN(const int64_t number, NextApplicationNumber());
-    record.case_ref = absl::StrFormat("A-%04d-%06d", case_year, number);
-    // The event is built before the statement so that the claim of the
-    // request_id, the application and its outbox row are one statement: one
-    // round trip inside the transaction on the hot path.
-    const std::string payload = event(record);
+    if (attempt > 0) {
+      ASSIGN_OR_RETURN(const int64_t number, NextApplicationNumber());
+      p.record.case_ref = absl::StrFormat("A-%04d-%06d", p.case_year, number);
+      p.payload = p.event(p.record);
+    }
+    const ApplicationRecord& record = p.record;
     bool case_ref_taken = false;
     // Idempotent by request_id, so the pool may run it again after a broken
     // connection even if the first run committed: the second one replays.
@@ -310,7 +386,7 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
           out = Submitted();
           case_ref_taken = false;
           auto replay = [&]() -> absl::StatusOr<bool> {
-            pqxx::result found = tx.exec_prepared("request_find", "application", principal_id, request_id);
+            pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
             if (found.empty()) return false;
             pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
             if (app.empty()) return absl::InternalError("request_id refers to a missing application");
@@ -320,13 +396,12 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
           };
           int64_t inserted = 0;
           try {
-            inserted = tx.exec_prepared1("app_submit", principal_id, request_id, record.case_ref, now_text,
+            inserted = tx.exec_prepared1("app_submit", p.principal_id, p.request_id, record.case_ref, p.now_text,
                                          record.region, EmptyAsNull(record.region_ref),
                                          csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code,
                                          record.indication, record.icd10, record.cancer, record.marketed_dk,
                                          record.medicinraadet_status, record.ema_status, record.note, kTopicSubmitted,
-                                         pqxx::binarystring(payload.data(), payload.size()),
-                                         log::CurrentTraceparent())[0]
+                                         pqxx::binarystring(p.payload.data(), p.payload.size()), p.traceparent)[0]
                            .as<int64_t>();
           } catch (const pqxx::unique_violation&) {
             // The request_id was used before (or by a concurrent retry that
@@ -346,11 +421,7 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
           if (replayed) return absl::OkStatus();
           if (!record.region_ref.empty()) {
             pqxx::result taken = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
-            if (!taken.empty()) {
-              return absl::AlreadyExistsError(absl::StrCat(
-                  "region ", record.region, " already has an application with region_ref `", record.region_ref,
-                  "`: ", ApplicationName(record.region, taken[0][0].as<std::string>())));
-            }
+            if (!taken.empty()) return RegionRefTaken(record, taken[0][0].as<std::string>());
           }
           case_ref_taken = true;
           return absl::OkStatus();
@@ -361,6 +432,112 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
     return out;
   }
   return absl::InternalError("could not allocate a case reference");
+}
+
+std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch) {
+  const size_t n = batch.size();
+  PgArray principal, request, case_ref, created, region, region_ref, submitted_on, drug, atc, indication, icd10,
+      cancer, marketed, medicinraadet, ema, note, payload, traceparent;
+  for (const PendingSubmit* p : batch) {
+    const ApplicationRecord& r = p->record;
+    principal.Add(p->principal_id);
+    request.Add(p->request_id);
+    case_ref.Add(r.case_ref);
+    created.Add(p->now_text);
+    region.Add(r.region);
+    if (r.region_ref.empty()) {
+      region_ref.AddNull();
+    } else {
+      region_ref.Add(r.region_ref);
+    }
+    submitted_on.Add(csv::FormatIsoDate(r.submitted_on));
+    drug.Add(r.drug_name);
+    atc.Add(r.atc_code);
+    indication.Add(r.indication);
+    icd10.Add(r.icd10);
+    cancer.Add(r.cancer ? "t" : "f");
+    marketed.Add(r.marketed_dk ? "t" : "f");
+    medicinraadet.Add(r.medicinraadet_status);
+    ema.Add(r.ema_status);
+    note.Add(r.note);
+    payload.Add(absl::BytesToHexString(p->payload));
+    traceparent.Add(p->traceparent);
+  }
+  std::vector<BatchOutcome> out(n);
+  // One transaction: the statement, then (rarely) releasing the claims of
+  // rows that were not stored, then the lookups that answer replays and
+  // conflicts, then one commit. Re-run whole on a deadlock or a broken
+  // connection before the commit.
+  absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
+    out.assign(n, BatchOutcome());
+    std::vector<char> claimed(n, 0), inserted(n, 0);
+    for (const pqxx::row& row :
+         tx.exec_prepared("app_submit_batch", principal.Done(), request.Done(), case_ref.Done(), created.Done(),
+                          region.Done(), region_ref.Done(), submitted_on.Done(), drug.Done(), atc.Done(),
+                          indication.Done(), icd10.Done(), cancer.Done(), marketed.Done(), medicinraadet.Done(),
+                          ema.Done(), note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted)) {
+      const size_t i = row[0].as<size_t>() - 1;
+      if (i >= n) return absl::InternalError("batch statement answered an unknown row");
+      claimed[i] = row[1].as<bool>();
+      inserted[i] = row[2].as<bool>();
+    }
+    // A claim whose application was not stored (region_ref or case_ref
+    // taken) must not stay: the request_id was not used.
+    PgArray release_principal, release_request, release_resource;
+    bool any_release = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (claimed[i] && !inserted[i]) {
+        release_principal.Add(batch[i]->principal_id);
+        release_request.Add(batch[i]->request_id);
+        release_resource.Add(batch[i]->record.case_ref);
+        any_release = true;
+      }
+    }
+    if (any_release) {
+      tx.exec_prepared0("request_release", release_principal.Done(), release_request.Done(), release_resource.Done());
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const PendingSubmit& p = *batch[i];
+      if (inserted[i]) {
+        out[i].result = Submitted{p.record, false};
+        continue;
+      }
+      if (!claimed[i]) {
+        // The request_id was used before, by a committed call or an earlier
+        // row of this batch: answer with the first result.
+        pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
+        if (!found.empty()) {
+          pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
+          if (!app.empty()) {
+            out[i].result = Submitted{ApplicationFromRow(app[0]), true};
+            continue;
+          }
+        }
+        // The earlier row with this request_id was not stored: this one is
+        // tried again on its own.
+        out[i].alone = true;
+        continue;
+      }
+      if (!p.record.region_ref.empty()) {
+        pqxx::result taken = tx.exec_prepared("app_by_region_ref", p.record.region, p.record.region_ref);
+        if (!taken.empty()) {
+          out[i].result = RegionRefTaken(p.record, taken[0][0].as<std::string>());
+          continue;
+        }
+      }
+      out[i].alone = true;  // its case_ref was taken (by an import): a new number
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) {
+    // The batch failed as a whole (a row the database refused, an outage):
+    // every row is written on its own, so a bad row fails only itself and
+    // every caller gets its own answer (a committed row replays).
+    log::Warn("submit batch failed; its rows are written one by one",
+              {{"rows", n}, {"error", std::string(status.message())}, {"code", static_cast<int>(status.code())}});
+    for (BatchOutcome& o : out) o.alone = true;
+  }
+  return out;
 }
 
 absl::StatusOr<ApplicationRecord> IntakeStore::GetApplication(const std::string& case_ref) {

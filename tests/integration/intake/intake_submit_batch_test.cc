@@ -1,0 +1,268 @@
+// Against a real PostgreSQL: SubmitApplication's group commit keeps every
+// rule per row. The batch statement directly (duplicate request_ids and
+// region_refs inside ONE batch, against stored rows, a taken case_ref, a row
+// the database refuses) and concurrent callers through gRPC and the store
+// (whatever batches they happen to form, each gets exactly its answer).
+
+#include <map>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+
+#include "absl/strings/str_format.h"
+#include "medkoord/assessment/v1/assessment.pb.h"
+#include "tests/integration/intake/intake_test_env.h"
+
+namespace medkoord::intake::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAreArray;
+
+std::string Traceparent(int i) { return absl::StrFormat("00-%032x-%016x-01", i + 1, i + 1); }
+
+class IntakeSubmitBatchTest : public IntakeTest {
+ protected:
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(pool_->Run([&](pqxx::work& tx) {
+                       for (const pqxx::row& r : tx.exec(sql)) out.push_back(r[0].is_null() ? "NULL" : r[0].as<std::string>());
+                       return absl::OkStatus();
+                     }).ok());
+    return out;
+  }
+  // Outbox rows as "case_ref traceparent", the case_ref read from the event.
+  std::vector<std::string> OutboxEvents() {
+    std::vector<std::string> out;
+    EXPECT_TRUE(pool_->Run([&](pqxx::work& tx) {
+                       for (const pqxx::row& r : tx.exec("SELECT payload, traceparent FROM outbox ORDER BY id")) {
+                         pqxx::binarystring bytes(r[0]);
+                         av1::ApplyIntakeEventRequest event;
+                         EXPECT_TRUE(event.ParseFromString(bytes.str()));
+                         out.push_back(event.application_submitted().case_ref() + " " + r[1].as<std::string>());
+                       }
+                       return absl::OkStatus();
+                     }).ok());
+    return out;
+  }
+
+  ApplicationRecord Record(const std::string& region, const std::string& region_ref) {
+    v1::Application a = ValidApplication();
+    a.set_region(*RegionFromSlug(region));
+    a.set_region_ref(region_ref);
+    ParsedApplication parsed = ParseApplication(RawFromProto(a), ParseMode::kSubmission, {2025, 4, 7});
+    EXPECT_THAT(parsed.violations, ::testing::IsEmpty());
+    return parsed.record;
+  }
+
+  IntakeStore::PendingSubmit Pending(const std::string& principal, const std::string& request_id,
+                                     const std::string& region, const std::string& region_ref, int trace) {
+    auto p = store_->PrepareSubmit(Record(region, region_ref), principal, request_id, clock_.Now(), 2025,
+                                   SubmittedEvent);
+    EXPECT_TRUE(p.ok()) << p.status();
+    p->traceparent = Traceparent(trace);
+    return *std::move(p);
+  }
+
+  static std::vector<const IntakeStore::PendingSubmit*> Pointers(const std::vector<IntakeStore::PendingSubmit>& v) {
+    std::vector<const IntakeStore::PendingSubmit*> out;
+    for (const auto& p : v) out.push_back(&p);
+    return out;
+  }
+};
+
+TEST_F(IntakeSubmitBatchTest, OneBatchKeepsEveryRulePerRow) {
+  // Stored before the batch: request "pre" with region_ref SYD-9.
+  auto stored = store_->SubmitApplication(Record("syddanmark", "SYD-9"), "p1", "pre", clock_.Now(), 2025,
+                                          SubmittedEvent);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const std::string pre = stored->record.case_ref;
+
+  std::vector<IntakeStore::PendingSubmit> batch;
+  batch.push_back(Pending("p1", "r1", "syddanmark", "SYD-1", 0));   // 0 stored
+  batch.push_back(Pending("p1", "r1", "syddanmark", "", 1));        // 1 same request as 0: 0's result
+  batch.push_back(Pending("p1", "r2", "syddanmark", "SYD-2", 2));   // 2 stored
+  batch.push_back(Pending("p1", "r3", "syddanmark", "SYD-2", 3));   // 3 region_ref of 2: ALREADY_EXISTS
+  batch.push_back(Pending("p1", "r4", "syddanmark", "SYD-9", 4));   // 4 region_ref stored before: ALREADY_EXISTS
+  batch.push_back(Pending("p1", "pre", "syddanmark", "SYD-7", 5));  // 5 request stored before: its result
+  batch.push_back(Pending("p2", "r2", "midtjylland", "SYD-2", 6));  // 6 another caller, another region: stored
+  batch.push_back(Pending("p1", "r7", "syddanmark", "", 7));        // 7 case_ref taken: written alone
+  batch[7].record.case_ref = pre;
+  batch.push_back(Pending("p1", "r3", "syddanmark", "", 8));        // 8 same request as 3, which failed: alone
+  batch.push_back(Pending("p1", "r9", "syddanmark", "", 9));        // 9 stored
+
+  std::vector<IntakeStore::BatchOutcome> out = store_->WriteSubmitBatch(Pointers(batch));
+  ASSERT_EQ(out.size(), batch.size());
+  for (int i : {0, 2, 6, 9}) {
+    ASSERT_TRUE(out[i].result.ok()) << i << ": " << out[i].result.status();
+    EXPECT_FALSE(out[i].alone);
+    EXPECT_FALSE(out[i].result->replayed);
+    EXPECT_EQ(out[i].result->record.case_ref, batch[i].record.case_ref);
+  }
+  ASSERT_TRUE(out[1].result.ok()) << out[1].result.status();
+  EXPECT_TRUE(out[1].result->replayed);
+  EXPECT_EQ(out[1].result->record.case_ref, batch[0].record.case_ref);
+  EXPECT_EQ(out[1].result->record.region_ref, "SYD-1");  // the first result, not this row's content
+  for (int i : {3, 4}) {
+    EXPECT_EQ(out[i].result.status().code(), absl::StatusCode::kAlreadyExists) << i;
+    EXPECT_FALSE(out[i].alone);
+  }
+  ASSERT_TRUE(out[5].result.ok());
+  EXPECT_TRUE(out[5].result->replayed);
+  EXPECT_EQ(out[5].result->record.case_ref, pre);
+  EXPECT_TRUE(out[7].alone);
+  EXPECT_TRUE(out[8].alone);
+
+  // Exactly the stored rows: an application, a claim and an outbox row with
+  // its caller's trace context each; nothing of the others.
+  const std::vector<std::string> stored_refs = {pre, batch[0].record.case_ref, batch[2].record.case_ref,
+                                                batch[6].record.case_ref, batch[9].record.case_ref};
+  EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(OutboxEvents(), ElementsAre(pre + " ", batch[0].record.case_ref + " " + Traceparent(0),
+                                          batch[2].record.case_ref + " " + Traceparent(2),
+                                          batch[6].record.case_ref + " " + Traceparent(6),
+                                          batch[9].record.case_ref + " " + Traceparent(9)));
+
+  // The rows left to be written alone get their own answers there (what
+  // SubmitApplication does next): 7 under a new number, 8 as a new request.
+  auto seven = store_->SubmitApplication(batch[7].record, "p1", "r7", clock_.Now(), 2025, SubmittedEvent);
+  ASSERT_TRUE(seven.ok()) << seven.status();
+  EXPECT_NE(seven->record.case_ref, pre);
+  auto eight = store_->SubmitApplication(batch[8].record, "p1", "r3", clock_.Now(), 2025, SubmittedEvent);
+  ASSERT_TRUE(eight.ok()) << eight.status();
+  EXPECT_FALSE(eight->replayed);
+  EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("7"));
+}
+
+TEST_F(IntakeSubmitBatchTest, ARowTheDatabaseRefusesFailsOnlyItself) {
+  std::vector<IntakeStore::PendingSubmit> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back(Pending("p1", absl::StrCat("r", i), "syddanmark", "", i));
+  batch[1].record.medicinraadet_status = "not_a_status";  // past validation, refused by a CHECK
+  std::vector<IntakeStore::BatchOutcome> out = store_->WriteSubmitBatch(Pointers(batch));
+  // The statement failed as a whole: nothing written, every row on its own.
+  for (const auto& o : out) EXPECT_TRUE(o.alone);
+  EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre("0"));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre("0"));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("0"));
+
+  // Through the group commit with concurrent callers (however they batch),
+  // the bad row fails and every good one is stored.
+  constexpr int kCallers = 16;
+  std::vector<absl::StatusOr<IntakeStore::Submitted>> results(kCallers, absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      ApplicationRecord r = Record("syddanmark", "");
+      if (i == 5) r.ema_status = "not_a_status";
+      results[i] = store_->SubmitApplication(r, "p1", absl::StrCat("c", i), clock_.Now(), 2025, SubmittedEvent);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kCallers; ++i) {
+    if (i == 5) {
+      EXPECT_FALSE(results[i].ok());
+    } else {
+      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    }
+  }
+  EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre(std::to_string(kCallers - 1)));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre(std::to_string(kCallers - 1)));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre(std::to_string(kCallers - 1)));
+}
+
+TEST_F(IntakeSubmitBatchTest, ThirtyTwoConcurrentCallersEachGetExactlyTheirAnswer) {
+  // 32 threads, 6 rounds each. In every round: threads 0-7 send the SAME
+  // request (a retry storm), threads 8-15 send different requests with the
+  // same region_ref, threads 16-19 send an invalid application, the others
+  // a new application each; every call carries its own trace context.
+  constexpr int kThreads = 32, kRounds = 6;
+  struct Call {
+    grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+    std::string case_ref;
+    std::string traceparent;
+  };
+  std::vector<std::vector<Call>> calls(kThreads, std::vector<Call>(kRounds));
+  std::vector<std::thread> threads;
+  const Principal caller = Region(common::v1::REGION_SYDDANMARK);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        v1::SubmitApplicationRequest request;
+        *request.mutable_application() = ValidApplication();
+        if (t < 8) {
+          request.set_request_id(absl::StrCat("storm-", round));
+        } else if (t < 16) {
+          request.set_request_id(absl::StrCat("ref-", t, "-", round));
+          request.mutable_application()->set_region_ref(absl::StrCat("HOT-", round));
+        } else {
+          request.set_request_id(absl::StrCat("own-", t, "-", round));
+          if (t < 20) request.mutable_application()->set_atc_code("XYZ");
+        }
+        Call& call = calls[t][round];
+        call.traceparent = Traceparent(t * kRounds + round);
+        auto ctx = Ctx(caller, "SubmitApplication");
+        ctx->AddMetadata("traceparent", call.traceparent);
+        v1::Application out;
+        call.code = stub_->SubmitApplication(ctx.get(), request, &out).error_code();
+        call.case_ref = out.case_ref();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  std::map<std::string, std::string> trace_of;  // case_ref -> trace of the call that created it
+  for (int round = 0; round < kRounds; ++round) {
+    // The retry storm: one application, every caller answered with it.
+    std::set<std::string> storm;
+    for (int t = 0; t < 8; ++t) {
+      EXPECT_EQ(calls[t][round].code, grpc::StatusCode::OK);
+      storm.insert(calls[t][round].case_ref);
+    }
+    EXPECT_EQ(storm.size(), 1u);
+    // The contested region_ref: exactly one stored, the rest ALREADY_EXISTS.
+    int won = 0;
+    for (int t = 8; t < 16; ++t) {
+      const Call& c = calls[t][round];
+      if (c.code == grpc::StatusCode::OK) {
+        ++won;
+        trace_of[c.case_ref] = c.traceparent;
+      } else {
+        EXPECT_EQ(c.code, grpc::StatusCode::ALREADY_EXISTS);
+      }
+    }
+    EXPECT_EQ(won, 1) << "round " << round;
+    for (int t = 16; t < kThreads; ++t) {
+      const Call& c = calls[t][round];
+      if (t < 20) {
+        EXPECT_EQ(c.code, grpc::StatusCode::INVALID_ARGUMENT);
+      } else {
+        EXPECT_EQ(c.code, grpc::StatusCode::OK);
+        trace_of[c.case_ref] = c.traceparent;
+      }
+    }
+  }
+  constexpr int kStored = kRounds * (1 + 1 + 12);
+  EXPECT_EQ(trace_of.size(), static_cast<size_t>(kRounds * 13));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre(std::to_string(kStored)));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre(std::to_string(kStored)));
+  // One outbox row per application, each with the trace context of the
+  // call that created it (a storm's row carries one of its callers').
+  std::map<std::string, std::string> events;
+  for (const std::string& e : OutboxEvents()) {
+    const size_t space = e.find(' ');
+    EXPECT_TRUE(events.emplace(e.substr(0, space), e.substr(space + 1)).second) << "two events for " << e;
+  }
+  EXPECT_EQ(events.size(), static_cast<size_t>(kStored));
+  for (const auto& [case_ref, trace] : trace_of) EXPECT_EQ(events[case_ref], trace) << case_ref;
+  // Validation errors never reached the group commit: it saw the 26 valid
+  // calls of each round, no more.
+  EXPECT_EQ(store_->submit_batch_stats().items, kRounds * (kThreads - 4));
+  const GroupCommitStats stats = store_->submit_batch_stats();
+  std::cout << "batches " << stats.batches << " items " << stats.items << " largest " << stats.largest << "\n";
+}
+
+}  // namespace
+}  // namespace medkoord::intake::testing

@@ -1,0 +1,147 @@
+#include "services/intake/group_commit.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+namespace medkoord::intake {
+namespace {
+
+using ::testing::ElementsAre;
+
+// A write function that records each batch and can hold a write until the
+// test lets it go, so that the test decides who queues behind whom.
+class Recorder {
+ public:
+  std::vector<std::string> Write(const std::vector<const int*>& batch) {
+    std::vector<std::string> out;
+    std::vector<int> inputs;
+    for (const int* in : batch) {
+      inputs.push_back(*in);
+      out.push_back("r" + std::to_string(*in));
+    }
+    absl::MutexLock lock(&mu_);
+    batches_.push_back(inputs);
+    ++in_write_;
+    auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_; };
+    mu_.Await(absl::Condition(&released));
+    --in_write_;
+    return out;
+  }
+  void Hold(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_ = hold;
+  }
+  void AwaitWrites(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_write_ == n; };
+    mu_.Await(absl::Condition(&reached));
+  }
+  std::vector<std::vector<int>> batches() {
+    absl::MutexLock lock(&mu_);
+    return batches_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool hold_ = false;
+  int in_write_ = 0;
+  std::vector<std::vector<int>> batches_;
+};
+
+using Commit = GroupCommit<int, std::string>;
+
+Commit Make(Recorder& r, GroupCommitOptions options) {
+  return Commit(options, [&r](const std::vector<const int*>& batch) { return r.Write(batch); });
+}
+
+// Waits until `n` callers are queued (they queue without blocking on
+// anything the test holds, so this ends).
+void AwaitQueued(const Commit& commit, size_t n) {
+  while (commit.queued() != n) std::this_thread::yield();
+}
+
+TEST(IntakeGroupCommitTest, ACallerAloneIsWrittenAtOnceByItself) {
+  Recorder r;
+  Commit commit = Make(r, {});
+  EXPECT_EQ(commit.Run(7), "r7");
+  EXPECT_EQ(commit.Run(8), "r8");
+  EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(7), ElementsAre(8)));
+  EXPECT_EQ(commit.stats().batches, 2);
+  EXPECT_EQ(commit.stats().largest, 1u);
+}
+
+TEST(IntakeGroupCommitTest, CallersArrivingDuringAWriteGoInTheNextBatchAndGetTheirOwnResults) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 1});
+  r.Hold(true);
+  std::string first;
+  std::thread writer([&] { first = commit.Run(0); });
+  r.AwaitWrites(1);
+  std::vector<std::string> results(10);
+  std::vector<std::thread> threads;
+  for (int i = 1; i <= 10; ++i) threads.emplace_back([&, i] { results[i - 1] = commit.Run(i); });
+  AwaitQueued(commit, 10);
+  r.Hold(false);
+  writer.join();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(first, "r0");
+  for (int i = 1; i <= 10; ++i) EXPECT_EQ(results[i - 1], "r" + std::to_string(i));
+  const auto batches = r.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_THAT(batches[0], ElementsAre(0));
+  EXPECT_EQ(batches[1].size(), 10u);  // everything that queued, in one write
+  EXPECT_EQ(commit.stats().items, 11);
+  EXPECT_EQ(commit.stats().largest, 10u);
+}
+
+TEST(IntakeGroupCommitTest, BatchesAreBoundedAndEveryCallerIsAnswered) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 8, .max_writers = 1});
+  r.Hold(true);
+  std::thread writer([&] { commit.Run(0); });
+  r.AwaitWrites(1);
+  constexpr int kCallers = 20;
+  std::vector<std::string> results(kCallers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i) threads.emplace_back([&, i] { results[i] = commit.Run(100 + i); });
+  AwaitQueued(commit, kCallers);
+  r.Hold(false);
+  writer.join();
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kCallers; ++i) EXPECT_EQ(results[i], "r" + std::to_string(100 + i));
+  size_t total = 0;
+  for (const auto& b : r.batches()) {
+    EXPECT_LE(b.size(), 8u);
+    total += b.size();
+  }
+  EXPECT_EQ(total, kCallers + 1u);
+  EXPECT_EQ(r.batches().size(), 4u);  // 1, then 8 + 8 + 4
+}
+
+TEST(IntakeGroupCommitTest, UpToMaxWritersBatchesAreWrittenAtOnce) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2});
+  r.Hold(true);
+  std::thread a([&] { commit.Run(1); });
+  std::thread b([&] { commit.Run(2); });
+  r.AwaitWrites(2);  // both write, neither waits for the other
+  std::thread c([&] { commit.Run(3); });
+  AwaitQueued(commit, 1);  // the third waits for a free writer slot
+  r.Hold(false);
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(r.batches().size(), 3u);
+  EXPECT_THAT(r.batches()[2], ElementsAre(3));
+}
+
+}  // namespace
+}  // namespace medkoord::intake
