@@ -43,17 +43,53 @@ absl::StatusOr<IssuedApiKey> IssueApiKey(GatewayStore& store, const Principal& p
   return out;
 }
 
-absl::StatusOr<Principal> AdminService::Admin(const grpc::ServerContext& context, const char* method) const {
+absl::StatusOr<Principal> AdminService::Admin(const grpc::ServerContextBase& context, const char* method) const {
   ASSIGN_OR_RETURN(Principal p, signer_->Verify(context, FullMethodName(GatewayAdmin::service_full_name(), method)));
   if (!HasRole(p, medkoord::common::v1::ROLE_ADMIN)) return absl::PermissionDeniedError("admin role required");
   return p;
 }
 
-grpc::Status AdminService::CreateApiKey(grpc::ServerContext* context, const v1::CreateApiKeyRequest* request,
-                                        v1::CreateApiKeyResponse* response) {
-  auto admin = Admin(*context, "CreateApiKey");
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* context, const Request* request,
+                                              Response* response,
+                                              grpc::Status (AdminService::*handler)(const grpc::CallbackServerContext&,
+                                                                                    const Request&, Response*)) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Context, request and response live until Finish.
+  workers_.Post([this, reactor, context, request, response, handler] {
+    reactor->Finish((this->*handler)(*context, *request, response));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::CreateApiKey(grpc::CallbackServerContext* context,
+                                                     const v1::CreateApiKeyRequest* request,
+                                                     v1::CreateApiKeyResponse* response) {
+  return Serve(context, request, response, &AdminService::DoCreateApiKey);
+}
+
+grpc::ServerUnaryReactor* AdminService::ListApiKeys(grpc::CallbackServerContext* context,
+                                                    const v1::ListApiKeysRequest* request,
+                                                    v1::ListApiKeysResponse* response) {
+  return Serve(context, request, response, &AdminService::DoListApiKeys);
+}
+
+grpc::ServerUnaryReactor* AdminService::RevokeApiKey(grpc::CallbackServerContext* context,
+                                                     const v1::RevokeApiKeyRequest* request, v1::ApiKey* response) {
+  return Serve(context, request, response, &AdminService::DoRevokeApiKey);
+}
+
+grpc::ServerUnaryReactor* AdminService::ListAuditRecords(grpc::CallbackServerContext* context,
+                                                         const v1::ListAuditRecordsRequest* request,
+                                                         v1::ListAuditRecordsResponse* response) {
+  return Serve(context, request, response, &AdminService::DoListAuditRecords);
+}
+
+grpc::Status AdminService::DoCreateApiKey(const grpc::CallbackServerContext& context, const v1::CreateApiKeyRequest& request,
+    v1::CreateApiKeyResponse* response) {
+  auto admin = Admin(context, "CreateApiKey");
   if (!admin.ok()) return ToGrpcStatus(admin.status());
-  const ApiKey& in = request->api_key();
+  const ApiKey& in = request.api_key();
   Principal p;
   p.set_id(in.principal_id());
   *p.mutable_roles() = in.roles();
@@ -66,20 +102,20 @@ grpc::Status AdminService::CreateApiKey(grpc::ServerContext* context, const v1::
     }
     return ToGrpcStatus(v.ToStatus());
   }
-  auto issued = IssueApiKey(*store_, p, request->request_id(), admin->id(), *clock_);
+  auto issued = IssueApiKey(*store_, p, request.request_id(), admin->id(), *clock_);
   if (!issued.ok()) return ToGrpcStatus(issued.status());
   *response->mutable_api_key() = std::move(issued->api_key);
   response->set_key(std::move(issued->key));
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListApiKeys(grpc::ServerContext* context, const v1::ListApiKeysRequest* request,
-                                       v1::ListApiKeysResponse* response) {
-  auto admin = Admin(*context, "ListApiKeys");
+grpc::Status AdminService::DoListApiKeys(const grpc::CallbackServerContext& context, const v1::ListApiKeysRequest& request,
+    v1::ListApiKeysResponse* response) {
+  auto admin = Admin(context, "ListApiKeys");
   if (!admin.ok()) return ToGrpcStatus(admin.status());
-  ApiKeyFilter filter{request->principal_id(), request->include_revoked()};
+  ApiKeyFilter filter{request.principal_id(), request.include_revoked()};
   const uint64_t hash = FilterHash(absl::StrCat(filter.principal_id, "|", filter.include_revoked));
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
+  auto page = ParsePageRequest(request.page_size(), request.page_token(), hash);
   if (!page.ok()) return ToGrpcStatus(page.status());
   int64_t after = 0;
   if (!page->after.empty() && !absl::SimpleAtoi(page->after[0], &after)) {
@@ -95,11 +131,11 @@ grpc::Status AdminService::ListApiKeys(grpc::ServerContext* context, const v1::L
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::RevokeApiKey(grpc::ServerContext* context, const v1::RevokeApiKeyRequest* request,
-                                        v1::ApiKey* response) {
-  auto admin = Admin(*context, "RevokeApiKey");
+grpc::Status AdminService::DoRevokeApiKey(const grpc::CallbackServerContext& context, const v1::RevokeApiKeyRequest& request,
+    v1::ApiKey* response) {
+  auto admin = Admin(context, "RevokeApiKey");
   if (!admin.ok()) return ToGrpcStatus(admin.status());
-  absl::string_view id = request->name();
+  absl::string_view id = request.name();
   if (!absl::ConsumePrefix(&id, "apiKeys/") || id.empty() || absl::StrContains(id, "/")) {
     return ToGrpcStatus(InvalidField("name", "must look like apiKeys/{key_id}"));
   }
@@ -110,32 +146,31 @@ grpc::Status AdminService::RevokeApiKey(grpc::ServerContext* context, const v1::
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListAuditRecords(grpc::ServerContext* context,
-                                            const v1::ListAuditRecordsRequest* request,
-                                            v1::ListAuditRecordsResponse* response) {
-  auto admin = Admin(*context, "ListAuditRecords");
+grpc::Status AdminService::DoListAuditRecords(const grpc::CallbackServerContext& context, const v1::ListAuditRecordsRequest& request,
+    v1::ListAuditRecordsResponse* response) {
+  auto admin = Admin(context, "ListAuditRecords");
   if (!admin.ok()) return ToGrpcStatus(admin.status());
   FieldViolations v;
   AuditFilter f;
-  f.principal_id = request->principal_id();
-  f.method = request->method();
-  f.resource = request->resource();
-  for (int i = 0; i < request->status_names_size(); ++i) {
-    const int code = StatusCodeFromName(request->status_names(i));
+  f.principal_id = request.principal_id();
+  f.method = request.method();
+  f.resource = request.resource();
+  for (int i = 0; i < request.status_names_size(); ++i) {
+    const int code = StatusCodeFromName(request.status_names(i));
     if (code < 0) {
       v.Add(absl::StrCat("status_names[", i, "]"), "is not a gRPC status name such as OK or PERMISSION_DENIED");
     } else {
       f.status_codes.push_back(code);
     }
   }
-  if (request->has_start_time()) f.start = TimeOf(request->start_time());
-  if (request->has_end_time()) f.end = TimeOf(request->end_time());
+  if (request.has_start_time()) f.start = TimeOf(request.start_time());
+  if (request.has_end_time()) f.end = TimeOf(request.end_time());
   if (f.start && f.end && *f.end <= *f.start) v.Add("end_time", "must be after start_time");
   if (!v.empty()) return ToGrpcStatus(v.ToStatus());
   const uint64_t hash = FilterHash(absl::StrCat(f.principal_id, "|", f.method, "|", absl::StrJoin(f.status_codes, ","),
                                                 "|", f.start ? absl::ToUnixMicros(*f.start) : 0, "|",
                                                 f.end ? absl::ToUnixMicros(*f.end) : 0, "|", f.resource));
-  auto page = ParsePageRequest(request->page_size(), request->page_token(), hash);
+  auto page = ParsePageRequest(request.page_size(), request.page_token(), hash);
   if (!page.ok()) return ToGrpcStatus(page.status());
   int64_t before = 0;
   if (!page->after.empty() && !absl::SimpleAtoi(page->after[0], &before)) {

@@ -1,7 +1,10 @@
 #include "services/gateway/gateway.h"
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +14,7 @@
 #include "common/service_main.h"
 #include "common/status.h"
 #include "services/gateway/api_key.h"
+#include "services/gateway/server_reflection.h"
 
 namespace medkoord::gateway {
 
@@ -29,6 +33,14 @@ std::shared_ptr<grpc::ServerCredentials> ListenerCredentials(const GatewayOption
   ssl.pem_root_certs = o.client_ca_pem;
   ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
   return grpc::SslServerCredentials(ssl);
+}
+
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
 }
 
 }  // namespace
@@ -60,21 +72,23 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   gw->rate_limiter_ = std::make_unique<RateLimiter>(o.rate_limit_per_second, o.rate_limit_burst, o.clock);
   gw->audit_ = std::make_unique<AuditLog>(gw->store_.get(), o.audit);
 
-  // GatewayAdmin sits behind the proxy like any backend, on a loopback-only
-  // server of its own that trusts nobody without a signed principal.
+  // GatewayAdmin sits behind the proxy like any backend, on an in-process
+  // server of its own that trusts nobody without a signed principal. No
+  // listening port, no health, no reflection: the proxy's channel is its
+  // only way in, and it has no sync methods (see admin_service.h).
+  Gateway* raw = gw.get();
   gw->admin_service_ =
       std::make_unique<AdminService>(gw->store_.get(), gw->authenticator_.get(), gw->signer_.get(), o.clock);
-  ServerOptions admin_options;
-  admin_options.service_name = "gateway_admin";
-  admin_options.listen = "127.0.0.1:0";
-  admin_options.signer = gw->signer_.get();
-  admin_options.shutdown_grace = o.shutdown_grace;
-  admin_options.max_message_bytes = o.max_message_bytes;
-  Gateway* raw = gw.get();
-  admin_options.readiness = [raw]() -> absl::Status {
-    return raw->ready() ? absl::OkStatus() : absl::UnavailableError("database not ready");
-  };
-  ASSIGN_OR_RETURN(gw->admin_server_, Server::Start(admin_options, {gw->admin_service_.get()}));
+  {
+    grpc::ServerBuilder admin;
+    admin.RegisterService(gw->admin_service_.get());
+    admin.SetMaxReceiveMessageSize(o.max_message_bytes);
+    admin.SetMaxSendMessageSize(o.max_message_bytes);
+    admin.SetOption(std::make_unique<WithoutSyncPlugins>());
+    admin.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    gw->admin_server_ = admin.BuildAndStart();
+    if (!gw->admin_server_) return absl::InternalError("cannot start the GatewayAdmin server");
+  }
 
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
   for (const std::string& backend : gw->roles_.Backends()) {
@@ -82,7 +96,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(o.max_message_bytes);
       args.SetMaxSendMessageSize(o.max_message_bytes);
-      channels[backend] = gw->admin_server_->grpc_server()->InProcessChannel(args);
+      channels[backend] = gw->admin_server_->InProcessChannel(args);
       continue;
     }
     auto it = o.backend_addrs.find(backend);
@@ -98,11 +112,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
                  gw->signer_.get(), o.clock};
   gw->proxy_ = std::make_unique<Proxy>(deps, std::move(channels), o.proxy);
 
+  // Health (a callback service in gRPC 1.51) and the proxy, which also
+  // answers reflection; the sync reflection plugin is dropped, so this
+  // server has no sync method and gRPC starts no sync-server threads.
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, ListenerCredentials(o), &gw->port_);
   builder.RegisterCallbackGenericService(gw->proxy_.get());
+  builder.SetOption(std::make_unique<WithoutSyncPlugins>());
   ApplyServerDefaults(builder, o.max_message_bytes);
   gw->server_ = builder.BuildAndStart();
   if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
@@ -177,8 +194,16 @@ bool Gateway::WaitUntilReady(absl::Duration timeout) const {
   return true;
 }
 
+void BlockShutdownSignals() {
+  sigset_t set = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 void Gateway::Wait() {
-  admin_server_->Wait();
+  sigset_t set = ShutdownSignals();
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::Info("signal received", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   Shutdown();
 }
 
@@ -194,7 +219,10 @@ void Gateway::Shutdown() {
   }
   if (https_) https_->Stop();
   if (http_) http_->Stop();
-  if (admin_server_) admin_server_->Shutdown();
+  if (admin_server_) {
+    admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    admin_server_->Wait();
+  }
   if (audit_) audit_->Stop();
   log::Info("gateway stopped");
 }

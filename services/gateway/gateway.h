@@ -62,6 +62,12 @@ struct GatewayOptions {
   const Clock* clock = SystemClock();
 };
 
+// Blocks SIGTERM and SIGINT in the calling thread, so that every thread
+// started afterwards inherits the mask and Gateway::Wait receives them.
+// (common's InstallSignalHandlers serves Server::Wait; the gateway runs no
+// common Server, as that one brings sync reflection with it.)
+void BlockShutdownSignals();
+
 class Gateway {
  public:
   static absl::StatusOr<std::unique_ptr<Gateway>> Start(GatewayOptions options);
@@ -78,7 +84,8 @@ class Gateway {
   AuditLog& audit() { return *audit_; }
   const RoleTable& roles() const { return roles_; }
 
-  // Until SIGTERM / SIGINT (InstallSignalHandlers), then Shutdown().
+  // Until SIGTERM / SIGINT, then Shutdown(). Needs BlockShutdownSignals()
+  // at the start of main, before any thread exists.
   void Wait();
   void Shutdown();
 
@@ -95,7 +102,8 @@ class Gateway {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<PrincipalSigner> signer_;
   std::unique_ptr<AdminService> admin_service_;
-  std::unique_ptr<Server> admin_server_;
+  // In-process only (the proxy's channel to GatewayAdmin), callback only.
+  std::unique_ptr<grpc::Server> admin_server_;
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpPages> pages_;

@@ -83,7 +83,7 @@ int GatewayMain(int argc, char** argv) {
   // proxy's hot path (cache, rate limiter, audit queue) that showed in the
   // profile. Lock order is checked in the tests' builds, not here.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  InstallSignalHandlers();
+  BlockShutdownSignals();
   log::Init("gateway");
   Config config(argc, argv);
   GatewayOptions o;

@@ -366,10 +366,20 @@ bool AllZero(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
 }
 
+// What reflection lists: every service with a route, and health.
+std::vector<std::string> PublicServices(const RoleTable& roles) {
+  std::vector<std::string> services = {"grpc.health.v1.Health"};
+  for (const MethodRoute& route : roles.routes()) services.push_back(route.service);
+  return services;  // ServerReflection sorts and de-duplicates
+}
+
 }  // namespace
 
 Proxy::Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel>> backends, ProxyOptions options)
-    : deps_(deps), options_(options), signatures_(deps.signer, deps.clock, options.principal_ttl) {
+    : deps_(deps),
+      options_(options),
+      signatures_(deps.signer, deps.clock, options.principal_ttl),
+      reflection_(PublicServices(*deps.roles)) {
   for (auto& [name, channel] : backends) {
     if (channel) stubs_[name] = std::make_unique<grpc::GenericStub>(channel);
   }
@@ -416,6 +426,7 @@ grpc::GenericStub* Proxy::StubFor(const std::string& backend) const {
 }
 
 grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServerContext* context) {
+  if (ServerReflection::Serves(context->method())) return reflection_.NewCall();
   return new ProxyCall(this, context);
 }
 

@@ -5,7 +5,8 @@
 // the principal for the backend, forwards deadline (or a default), metadata,
 // cancellation, messages in both directions with flow control, and the
 // backend's metadata and status (details included), and hands one audit
-// record to the audit log. Nothing here knows any method by name.
+// record to the audit log. Nothing here knows any method by name, except
+// server reflection, which it answers itself (server_reflection.h).
 
 #include <array>
 #include <atomic>
@@ -26,6 +27,7 @@
 #include "services/gateway/authenticator.h"
 #include "services/gateway/rate_limiter.h"
 #include "services/gateway/role_table.h"
+#include "services/gateway/server_reflection.h"
 #include "services/gateway/signature_cache.h"
 
 namespace medkoord::gateway {
@@ -61,6 +63,7 @@ class Proxy final : public grpc::CallbackGenericService {
   const ProxyOptions& options() const { return options_; }
   grpc::GenericStub* StubFor(const std::string& backend) const;
   SignatureCache& signatures() const { return signatures_; }
+  const ServerReflection& reflection() const { return reflection_; }
 
   // What a call on a route needs beyond the route, made once per route: the
   // registry's lookup (label maps and its mutex) is too slow for every call,
@@ -78,6 +81,7 @@ class Proxy final : public grpc::CallbackGenericService {
   ProxyDeps deps_;
   ProxyOptions options_;
   mutable SignatureCache signatures_;
+  ServerReflection reflection_;
   std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
   std::map<const MethodRoute*, std::unique_ptr<RouteState>> routes_;
 };

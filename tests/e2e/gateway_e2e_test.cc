@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <dirent.h>
+
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -21,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/principal.h"
+#include "common/reflection_client.h"
 #include "medkoord/assessment/v1/assessment.grpc.pb.h"
 #include "medkoord/gateway/v1/gateway.grpc.pb.h"
 #include "medkoord/intake/v1/intake.grpc.pb.h"
@@ -590,6 +593,69 @@ TEST_F(GatewayE2ETest, MutualTlsMapsClientCertificatesToPrincipals) {
   EXPECT_EQ(curl("", ""), "401");
   EXPECT_EQ(curl("", "-H 'x-medkoord-relay-cert: x.Q049bXRscy1hZG1pbg.bXRscy1hZG1pbg'"), "401");
   EXPECT_EQ(HttpGet(suite_->http_port(), "/reports/annual?year=2024", "").first, 401);
+}
+
+// The pid of this test's child process named `comm` (the suite starts one
+// gateway), or -1.
+pid_t ChildNamed(const std::string& comm) {
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  pid_t found = -1;
+  while (dirent* e = readdir(proc)) {
+    std::ifstream stat(absl::StrCat("/proc/", e->d_name, "/stat"));
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // "pid (comm) state ppid ..."; comm may contain spaces, so split at ')'.
+    const size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == getpid() && line.substr(open + 1, close - open - 1) == comm) found = std::atoi(e->d_name);
+  }
+  closedir(proc);
+  return found;
+}
+
+// Reflection is answered by the proxy's callback side, and no server in the
+// gateway is synchronous: gRPC names its sync-server threads
+// "grpcpp_sync_server" (15 characters kept), and they polled the proxy's
+// sockets too.
+TEST_F(GatewayE2ETest, ReflectionListsThePublicServicesAndNoSyncServerThreadRuns) {
+  StartSuite();
+  auto names = ListServicesByReflection(channel_);
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_THAT(*names, ::testing::IsSupersetOf({"medkoord.intake.v1.Intake", "medkoord.assessment.v1.Assessment",
+                                               "medkoord.shortage.v1.Shortage", "medkoord.rwd.v1.Rwd",
+                                               "medkoord.gateway.v1.GatewayAdmin", "grpc.health.v1.Health",
+                                               "grpc.reflection.v1alpha.ServerReflection"}));
+  for (const std::string& n : *names) EXPECT_FALSE(absl::EndsWith(n, "Internal")) << n;
+
+  // GatewayAdmin (callback, on its worker threads) still answers.
+  const std::string admin = Key("e2e-admin", "admin");
+  grpc::ClientContext ctx;
+  Authorize(ctx, admin);
+  medkoord::gateway::v1::ListApiKeysRequest req;
+  medkoord::gateway::v1::ListApiKeysResponse resp;
+  ASSERT_TRUE(medkoord::gateway::v1::GatewayAdmin::NewStub(channel_)->ListApiKeys(&ctx, req, &resp).ok());
+  EXPECT_GE(resp.api_keys_size(), 1);
+
+  const pid_t gateway = ChildNamed("gateway");
+  ASSERT_GT(gateway, 0);
+  DIR* tasks = opendir(absl::StrCat("/proc/", gateway, "/task").c_str());
+  ASSERT_NE(tasks, nullptr);
+  int threads = 0;
+  while (dirent* e = readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(absl::StrCat("/proc/", gateway, "/task/", e->d_name, "/comm"));
+    std::string name;
+    std::getline(comm, name);
+    ++threads;
+    EXPECT_NE(name, "grpcpp_sync_ser") << "a sync-server thread in the gateway";
+  }
+  closedir(tasks);
+  EXPECT_GT(threads, 1);
 }
 
 }  // namespace
