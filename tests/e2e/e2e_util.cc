@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <pqxx/pqxx>
@@ -124,6 +127,29 @@ std::pair<int, std::string> HttpGet(int port, const std::string& path, const std
   if (resp.size() > 12) (void)absl::SimpleAtoi(resp.substr(9, 3), &code);
   const size_t body = resp.find("\r\n\r\n");
   return {code, body == std::string::npos ? "" : resp.substr(body + 4)};
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return {-1, ""};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace medkoord::e2e

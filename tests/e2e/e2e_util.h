@@ -35,4 +35,10 @@ const char* HealthName(Health health);
 // A plain HTTP GET on 127.0.0.1:port; returns status code and body.
 std::pair<int, std::string> HttpGet(int port, const std::string& path, const std::string& authorization);
 
+// `s` single-quoted for sh.
+std::string ShellQuote(const std::string& s);
+
+// Runs `command` with sh; its exit code (-1 when it did not exit) and stdout.
+std::pair<int, std::string> RunCommand(const std::string& command);
+
 }  // namespace medkoord::e2e

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/e2e/e2e_util.h"
 #include "tests/support/postgres_cluster.h"
 
 extern char** environ;
@@ -264,6 +265,37 @@ void Suite::SignalAndReap(const std::string& name, int signal) {
       p.pid = -1;
     }
   }
+}
+
+absl::Status Suite::LoadDemoData(const std::string& api_key) const {
+  // rwd-demo-load (40-rwd-pilots) seeds the pilots straight at the service
+  // with a signed principal, as in the local suite: it reads the key file.
+  const std::string principal_key_file = dir_ + "/principal.key";
+  std::ofstream(principal_key_file) << principal_key_ << "\n";
+  std::string env = absl::StrCat(
+      "MEDKOORD_ADDR=", gateway_addr(), " MEDKOORD_CA_FILE=", ShellQuote(ca_file_),
+      " MEDKOORD_API_KEY=", ShellQuote(api_key), " MEDKOORD_REPO_ROOT=", ShellQuote(MEDKOORD_SOURCE_DIR),
+      " MEDKOORD_BUILD_DIR=", ShellQuote(BinaryDir()), " MEDKOORD_CLI=", ShellQuote(BinaryDir() + "/tools/medkoord/medkoord"),
+      " MEDKOORD_PRINCIPAL_KEY_FILE=", ShellQuote(principal_key_file));
+  for (const char* svc : {"intake", "assessment", "shortage", "rwd"}) {
+    absl::StrAppend(&env, " MEDKOORD_", absl::AsciiStrToUpper(svc), "_ADDR=", service_addr(svc));
+  }
+  std::vector<std::string> loaders;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(MEDKOORD_SOURCE_DIR) + "/deploy/local/demo.d")) {
+    if (entry.path().filename().string()[0] != '.') loaders.push_back(entry.path().string());
+  }
+  std::sort(loaders.begin(), loaders.end());
+  // Run from the suite's folder, so that the CLI finds no .medkoord/local.env
+  // of a local suite in the checkout.
+  for (const std::string& loader : loaders) {
+    const std::string cmd = absl::StrCat("cd ", ShellQuote(dir_), " && env ", env, " ", ShellQuote(loader), " >>",
+                                         ShellQuote(dir_ + "/demo.log"), " 2>&1 </dev/null");
+    if (std::system(cmd.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("demo loader ", loader, " failed; see ", dir_,
+                                              "/demo.log (MEDKOORD_E2E_KEEP=1 keeps it)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Suite::Stop(const std::string& name) { SignalAndReap(name, SIGTERM); }

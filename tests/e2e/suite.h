@@ -60,6 +60,12 @@ class Suite {
   absl::StatusOr<std::string> CreateKey(const std::string& principal_id, const std::string& roles,
                                         const std::string& region = "") const;
 
+  // Loads the local suite's demo data with deploy/local's own loaders (every
+  // file of deploy/local/demo.d, in name order) through the gateway, with
+  // `api_key` (roles forum_secretariat, task_force, analyst and admin, as the
+  // local suite's demo key). The loaders' output goes to dir()/demo.log.
+  absl::Status LoadDemoData(const std::string& api_key) const;
+
   // Stops one process with SIGTERM and waits for it.
   void Stop(const std::string& name);
   // Kills one process with SIGKILL (a crash: no graceful shutdown, in-flight

@@ -122,18 +122,6 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Single-quoted for sh.
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
 
 struct RegionInfo {
   cv1::Region region;
@@ -857,41 +845,14 @@ int Main(int argc, char** argv) {
   keys.loader = key("demo", "forum_secretariat,task_force,analyst,admin", "");
   if (problems.count() > 0) return 1;
 
-  // The demo data, with deploy/local's own loaders, from the suite's folder
-  // (so the CLI finds no .medkoord/local.env of a local suite).
+  // The demo data, with deploy/local's own loaders.
   {
-    const std::string principal_key_file = s.dir() + "/principal.key";
-    std::ofstream(principal_key_file) << s.principal_key() << "\n";
-    std::string env = absl::StrCat(
-        "MEDKOORD_ADDR=", s.gateway_addr(), " MEDKOORD_CA_FILE=", ShellQuote(s.ca_file()),
-        " MEDKOORD_API_KEY=", ShellQuote(keys.loader), " MEDKOORD_REPO_ROOT=", ShellQuote(MEDKOORD_SOURCE_DIR),
-        " MEDKOORD_BUILD_DIR=", ShellQuote(e2e::Suite::BinaryDir()),
-        " MEDKOORD_CLI=", ShellQuote(e2e::Suite::BinaryDir() + "/tools/medkoord/medkoord"),
-        " MEDKOORD_PRINCIPAL_KEY_FILE=", ShellQuote(principal_key_file));
-    for (const char* svc : {"intake", "assessment", "shortage", "rwd"}) {
-      absl::StrAppend(&env, " MEDKOORD_", absl::AsciiStrToUpper(svc), "_ADDR=", s.service_addr(svc));
+    const absl::Time t0 = absl::Now();
+    if (absl::Status loaded = s.LoadDemoData(keys.loader); !loaded.ok()) {
+      problems.Add(std::string(loaded.message()));
+      return 1;
     }
-    const std::string demo_dir = std::string(MEDKOORD_SOURCE_DIR) + "/deploy/local/demo.d";
-    std::vector<std::string> loaders;
-    if (DIR* d = opendir(demo_dir.c_str())) {
-      while (dirent* e = readdir(d)) {
-        if (e->d_name[0] != '.') loaders.push_back(e->d_name);
-      }
-      closedir(d);
-    }
-    std::sort(loaders.begin(), loaders.end());
-    for (const std::string& loader : loaders) {
-      const absl::Time t0 = absl::Now();
-      const std::string cmd = absl::StrCat("cd ", ShellQuote(s.dir()), " && env ", env, " ",
-                                           ShellQuote(demo_dir + "/" + loader), " >>", ShellQuote(s.dir() + "/demo.log"),
-                                           " 2>&1 </dev/null");
-      if (std::system(cmd.c_str()) != 0) {
-        problems.Add(absl::StrCat("demo loader ", loader, " failed; see ", s.dir(), "/demo.log (MEDKOORD_E2E_KEEP=1 keeps it)"));
-        return 1;
-      }
-      std::printf("medkoord-load: demo data %s loaded in %.1f s\n", loader.c_str(),
-                  absl::ToDoubleSeconds(absl::Now() - t0));
-    }
+    std::printf("medkoord-load: demo data loaded in %.1f s\n", absl::ToDoubleSeconds(absl::Now() - t0));
   }
 
   // Subscribers: regional ones (each region's pharmacy), and unfiltered

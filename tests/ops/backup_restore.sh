@@ -13,9 +13,13 @@
 #   MEDKOORD_BACKUP_USER: one role for every database (default: each
 #     service's own role, which owns everything in its database)
 #   MEDKOORD_BACKUP_DIR: keep the dumps there (default: a temporary folder)
+#   MEDKOORD_BACKUP_URLS: "intake=postgresql://… assessment=postgresql://… …"
+#     instead of all of the above: each service's database by connection URL
+#     (tests/e2e/ops runs the script this way against an e2e suite)
 #
 # Exit 0 when every database was dumped, restored and all counts match; 1
-# otherwise. Not part of the CI run (it needs a running suite).
+# otherwise. CI runs it against an e2e suite loaded with the demo data
+# (tests/e2e/ops, BackupRestoreTest).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +28,15 @@ SRC_HOST=${MEDKOORD_PG_HOST:-127.0.0.1}
 SRC_PORT=${MEDKOORD_PG_PORT:-55432}
 export PGPASSFILE=${MEDKOORD_PGPASSFILE:-$ROOT/deploy/local/run/secrets/pgpass}
 DATABASES=(intake assessment shortage rwd gateway)
+declare -A SRC_URL=()
+if [[ -n "${MEDKOORD_BACKUP_URLS:-}" ]]; then
+  DATABASES=()
+  for pair in $MEDKOORD_BACKUP_URLS; do
+    [[ "$pair" == *=* ]] || { echo "backup_restore: MEDKOORD_BACKUP_URLS: '$pair' is not name=url" >&2; exit 2; }
+    DATABASES+=("${pair%%=*}")
+    SRC_URL[${pair%%=*}]=${pair#*=}
+  done
+fi
 
 # The fresh cluster: initdb refuses root, so as root it runs as `postgres`
 # (or `nobody`), in a folder that user can reach.
@@ -67,10 +80,16 @@ ORDER BY t;"
 status=0
 compared=0
 for db in "${DATABASES[@]}"; do
-  user=${MEDKOORD_BACKUP_USER:-$db}
-  src=(-h "$SRC_HOST" -p "$SRC_PORT" -U "$user" -d "$db")
+  if [[ -n "${SRC_URL[$db]:-}" ]]; then
+    src=(-d "${SRC_URL[$db]}")
+    where="${SRC_URL[$db]}"
+  else
+    user=${MEDKOORD_BACKUP_USER:-$db}
+    src=(-h "$SRC_HOST" -p "$SRC_PORT" -U "$user" -d "$db")
+    where="$SRC_HOST:$SRC_PORT as $user"
+  fi
   if ! "$PGBIN/psql" -X -qAt "${src[@]}" -c "SELECT 1" >/dev/null 2>&1; then
-    echo "backup_restore: $db: cannot connect to $SRC_HOST:$SRC_PORT as $user; skipped"
+    echo "backup_restore: $db: cannot connect to $where; skipped"
     status=1
     continue
   fi
