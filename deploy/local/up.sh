@@ -257,4 +257,5 @@ echo "  gateway TLS CA:   $TLS/ca.pem"
 echo "  report page:      https://127.0.0.1:$GATEWAY_HTTPS_PORT/reports/annual?year=2024 (user any, password: the API key; trust the CA above)"
 if [ -n "$API_KEY" ]; then echo "  demo API key:     $SECRETS/demo_api_key (environment in .medkoord/local.env)"; fi
 echo "  client settings:  source .medkoord/local.env"
+echo "  CLI:              $BUILD/tools/medkoord/medkoord (e.g. report annual --year 2024; reads .medkoord/local.env itself)"
 echo "  stop:             bash deploy/local/down.sh"
