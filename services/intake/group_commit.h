@@ -1,27 +1,31 @@
 #pragma once
-// Group commit for concurrent single-row writes: callers that arrive while a
-// batch is being written queue up, and the next writer takes everything
-// queued (up to `max_batch`) into one write. No timer: a caller that finds a
-// writer slot free writes at once, alone if nobody else is waiting, so an
-// idle service answers as fast as without batching; under load the batch
-// grows with the number of callers waiting during one write.
+// Group commit for concurrent single-row writes: calls that arrive while a
+// batch is being written queue up, and the next free writer takes
+// everything queued (up to `max_batch`) into one write. No timer: a writer
+// that is idle takes a call the moment it is queued, alone if nothing else
+// waits, so an idle service answers without waiting for company; under load
+// the batch grows with the number of calls that arrive during one write.
 //
-// The writer is one of the callers (its own item first, then the queue in
-// arrival order), so no thread is handed the work and a waiting caller
-// holds only its own thread. Each caller gets the result of its own item.
-// No I/O here: `write` does it.
+// Writers are threads of their own (`max_writers`), so that a caller (a
+// gRPC callback, say) never blocks on the database: Start() queues and
+// returns, and `done` is called on a writer thread once the call's batch is
+// written. Run() is the blocking form. Each call gets the result of its own
+// item. No I/O here: `write` does it.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace medkoord::intake {
 
@@ -44,24 +48,43 @@ class GroupCommit {
  public:
   // Writes a batch; returns one result per input, in the same order.
   using WriteFn = std::function<std::vector<Out>(const std::vector<const In*>& batch)>;
+  // Receives a call's own input and result, on a writer thread.
+  using DoneFn = std::function<void(const In& in, Out out)>;
 
-  GroupCommit(GroupCommitOptions options, WriteFn write) : options_(options), write_(std::move(write)) {}
-
-  // Blocks until `in` has been written (in some batch) and returns its result.
-  Out Run(const In& in) {
-    Slot slot;
-    slot.in = &in;
-    absl::MutexLock lock(&mu_);
-    queue_.push_back(&slot);
-    Waiter waiter{this, &slot};
-    while (true) {
-      mu_.Await(absl::Condition(&Waiter::Ready, &waiter));
-      if (slot.out) return std::move(*slot.out);
-      WriteOneBatch(&slot);
+  GroupCommit(GroupCommitOptions options, WriteFn write) : options_(options), write_(std::move(write)) {
+    for (int i = 0; i < std::max(1, options_.max_writers); ++i) writers_.emplace_back([this] { WriterLoop(); });
+  }
+  // Writes what is queued, then stops the writers.
+  ~GroupCommit() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
     }
+    for (std::thread& t : writers_) t.join();
+  }
+  GroupCommit(const GroupCommit&) = delete;
+  GroupCommit& operator=(const GroupCommit&) = delete;
+
+  // Queues `in`; `done` gets its result once its batch is written.
+  void Start(In in, DoneFn done) {
+    auto slot = std::make_unique<Slot>(Slot{std::move(in), std::move(done)});
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(slot));
   }
 
-  // Callers waiting for a writer (for tests).
+  // Blocks until `in` has been written (in some batch) and returns its result.
+  Out Run(In in) {
+    absl::Notification written;
+    std::optional<Out> result;
+    Start(std::move(in), [&](const In&, Out out) {
+      result = std::move(out);
+      written.Notify();
+    });
+    written.WaitForNotification();
+    return std::move(*result);
+  }
+
+  // Calls queued and not yet taken by a writer (for tests).
   size_t queued() const {
     absl::MutexLock lock(&mu_);
     return queue_.size();
@@ -74,43 +97,34 @@ class GroupCommit {
 
  private:
   struct Slot {
-    const In* in = nullptr;
-    bool queued = true;
-    std::optional<Out> out;
-  };
-  struct Waiter {
-    GroupCommit* self;
-    Slot* slot;
-    // Done, or still queued with a writer slot free: become the writer.
-    static bool Ready(Waiter* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {  // called with mu_ held
-      return w->slot->out.has_value() || (w->slot->queued && w->self->writers_ < w->self->options_.max_writers);
-    }
+    In in;
+    DoneFn done;
   };
 
-  // Called with mu_ held by a caller whose own slot is still queued.
-  void WriteOneBatch(Slot* own) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    ++writers_;
-    std::vector<Slot*> batch;
-    batch.reserve(std::min(queue_.size(), options_.max_batch));
-    // Its own item first (its caller is the one doing the work), then the
-    // others in arrival order.
-    own->queued = false;
-    batch.push_back(own);
-    queue_.erase(std::find(queue_.begin(), queue_.end(), own));
-    while (!queue_.empty() && batch.size() < options_.max_batch) {
-      queue_.front()->queued = false;
-      batch.push_back(queue_.front());
-      queue_.pop_front();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; }
+
+  void WriterLoop() {
+    absl::MutexLock lock(&mu_);
+    while (true) {
+      mu_.Await(absl::Condition(this, &GroupCommit::HasWork));
+      if (queue_.empty()) return;  // stopping, and nothing left
+      std::vector<std::unique_ptr<Slot>> batch;
+      const size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      Count(n);
+      mu_.Unlock();
+      std::vector<const In*> inputs;
+      inputs.reserve(n);
+      for (const auto& s : batch) inputs.push_back(&s->in);
+      std::vector<Out> outs = write_(inputs);
+      for (size_t i = 0; i < n; ++i) batch[i]->done(batch[i]->in, std::move(outs[i]));
+      batch.clear();
+      mu_.Lock();
     }
-    Count(batch.size());
-    std::vector<const In*> inputs;
-    inputs.reserve(batch.size());
-    for (Slot* s : batch) inputs.push_back(s->in);
-    mu_.Unlock();
-    std::vector<Out> outs = write_(inputs);
-    mu_.Lock();
-    for (size_t i = 0; i < batch.size(); ++i) batch[i]->out = std::move(outs[i]);
-    --writers_;
   }
 
   void Count(size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -126,9 +140,10 @@ class GroupCommit {
   const GroupCommitOptions options_;
   const WriteFn write_;
   mutable absl::Mutex mu_;
-  std::deque<Slot*> queue_ ABSL_GUARDED_BY(mu_);
-  int writers_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::unique_ptr<Slot>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   GroupCommitStats stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> writers_;  // last: started once everything above exists
 };
 
 }  // namespace medkoord::intake

@@ -252,7 +252,7 @@ std::string WithdrawnEvent(const ApplicationRecord& r) {
   return e.SerializeAsString();
 }
 
-absl::StatusOr<Principal> IntakeService::Authorize(grpc::ServerContext& context, const char* method,
+absl::StatusOr<Principal> IntakeService::Authorize(const grpc::ServerContextBase& context, const char* method,
                                                    std::initializer_list<Role> roles) const {
   ASSIGN_OR_RETURN(Principal p, signer_.Verify(context, FullMethodName(v1::Intake::service_full_name(), method)));
   if (!HasAnyRole(p, roles)) {
@@ -264,11 +264,22 @@ absl::StatusOr<Principal> IntakeService::Authorize(grpc::ServerContext& context,
   return p;
 }
 
-grpc::Status IntakeService::SubmitApplication(grpc::ServerContext* context,
-                                              const v1::SubmitApplicationRequest* request,
-                                              v1::Application* response) {
+grpc::ServerUnaryReactor* IntakeService::SubmitApplication(grpc::CallbackServerContext* context,
+                                                           const v1::SubmitApplicationRequest* request,
+                                                           v1::Application* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The call's trace context for the outbox row: gRPC need not run a
+  // callback handler inside the access-log interceptor's scope.
+  std::string traceparent;
+  if (auto it = context->client_metadata().find("traceparent"); it != context->client_metadata().end()) {
+    traceparent.assign(it->second.data(), it->second.size());
+  }
+  log::ScopedTrace trace(traceparent.empty() ? log::CurrentTraceparent() : traceparent);
   auto principal = Authorize(*context, "SubmitApplication", {ROLE_REGION, ROLE_FORUM_SECRETARIAT});
-  if (!principal.ok()) return Fail(principal.status());
+  if (!principal.ok()) {
+    reactor->Finish(Fail(principal.status()));
+    return reactor;
+  }
   const csv::Date today = Today(clock_);
   ParsedApplication parsed = ParseApplication(RawFromProto(request->application()), ParseMode::kSubmission, today);
   FieldViolations violations;
@@ -277,7 +288,7 @@ grpc::Status IntakeService::SubmitApplication(grpc::ServerContext* context,
   } else if (request->request_id().size() > 128) {
     violations.Add("request_id", "longer than 128 characters");
   }
-  const std::optional<std::string> scope = ScopeOf(*principal);
+  std::optional<std::string> scope = ScopeOf(*principal);
   if (scope && !parsed.record.region.empty() && parsed.record.region != *scope) {
     bool region_reported = std::any_of(parsed.violations.begin(), parsed.violations.end(),
                                        [](const Violation& v) { return v.field == "region"; });
@@ -286,14 +297,26 @@ grpc::Status IntakeService::SubmitApplication(grpc::ServerContext* context,
                                                           *scope, ")")});
     }
   }
-  if (absl::Status s = ViolationsStatus(parsed.violations, "application.", violations); !s.ok()) return Fail(s);
-  auto submitted = store_.SubmitApplication(std::move(parsed.record), principal->id(), request->request_id(),
-                                            clock_.Now(), today.year, SubmittedEvent);
-  if (!submitted.ok()) return Fail(submitted.status());
-  // A replay by another region's caller must not reveal the application.
-  if (scope && submitted->record.region != *scope) return Fail(absl::NotFoundError("no such request"));
-  ToProto(submitted->record, response);
-  return grpc::Status::OK;
+  if (absl::Status s = ViolationsStatus(parsed.violations, "application.", violations); !s.ok()) {
+    reactor->Finish(Fail(s));
+    return reactor;
+  }
+  store_.StartSubmitApplication(
+      std::move(parsed.record), principal->id(), request->request_id(), clock_.Now(), today.year, SubmittedEvent,
+      [reactor, response, scope = std::move(scope)](absl::StatusOr<IntakeStore::Submitted> submitted) {
+        if (!submitted.ok()) {
+          reactor->Finish(Fail(submitted.status()));
+          return;
+        }
+        // A replay by another region's caller must not reveal the application.
+        if (scope && submitted->record.region != *scope) {
+          reactor->Finish(Fail(absl::NotFoundError("no such request")));
+          return;
+        }
+        ToProto(submitted->record, response);
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
 }
 
 grpc::Status IntakeService::GetApplication(grpc::ServerContext* context, const v1::GetApplicationRequest* request,

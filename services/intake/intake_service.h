@@ -17,13 +17,17 @@ namespace medkoord::intake {
 
 namespace v1 = ::medkoord::intake::v1;
 
-class IntakeService final : public v1::Intake::Service {
+// SubmitApplication is served with gRPC's callback API: a submission waiting
+// for its group commit (IntakeStore::StartSubmitApplication) holds no
+// thread; the other methods are synchronous.
+class IntakeService final : public v1::Intake::WithCallbackMethod_SubmitApplication<v1::Intake::Service> {
  public:
   IntakeService(IntakeStore& store, const PrincipalSigner& signer, const Clock& clock)
       : store_(store), signer_(signer), clock_(clock) {}
 
-  grpc::Status SubmitApplication(grpc::ServerContext* context, const v1::SubmitApplicationRequest* request,
-                                 v1::Application* response) override;
+  grpc::ServerUnaryReactor* SubmitApplication(grpc::CallbackServerContext* context,
+                                              const v1::SubmitApplicationRequest* request,
+                                              v1::Application* response) override;
   grpc::Status GetApplication(grpc::ServerContext* context, const v1::GetApplicationRequest* request,
                               v1::Application* response) override;
   grpc::Status ListApplications(grpc::ServerContext* context, const v1::ListApplicationsRequest* request,
@@ -50,7 +54,7 @@ class IntakeService final : public v1::Intake::Service {
   static constexpr int kMaxImportErrors = 10000;
 
  private:
-  absl::StatusOr<Principal> Authorize(grpc::ServerContext& context, const char* method,
+  absl::StatusOr<Principal> Authorize(const grpc::ServerContextBase& context, const char* method,
                                       std::initializer_list<Role> roles) const;
 
   IntakeStore& store_;

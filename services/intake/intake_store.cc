@@ -360,6 +360,24 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitApplication(Applicatio
   return std::move(outcome.result);
 }
 
+void IntakeStore::StartSubmitApplication(ApplicationRecord record, const std::string& principal_id,
+                                         const std::string& request_id, absl::Time now, int case_year,
+                                         const EventPayloadFn& event, SubmitDone done) {
+  absl::StatusOr<PendingSubmit> pending =
+      PrepareSubmit(std::move(record), principal_id, request_id, now, case_year, event);
+  if (!pending.ok()) {
+    done(pending.status());
+    return;
+  }
+  submits_->Start(*std::move(pending), [this, done = std::move(done)](const PendingSubmit& p, BatchOutcome outcome) {
+    if (outcome.alone) {
+      done(SubmitOne(p));
+      return;
+    }
+    done(std::move(outcome.result));
+  });
+}
+
 namespace {
 absl::Status RegionRefTaken(const ApplicationRecord& record, const std::string& other_case_ref) {
   return absl::AlreadyExistsError(absl::StrCat("region ", record.region,

@@ -79,6 +79,13 @@ class IntakeStore {
   absl::StatusOr<Submitted> SubmitApplication(ApplicationRecord record, const std::string& principal_id,
                                               const std::string& request_id, absl::Time now, int case_year,
                                               const EventPayloadFn& event);
+  // SubmitApplication without blocking the caller: `done` gets the result,
+  // on a group-commit writer thread (or at once when the submission could
+  // not be prepared). For gRPC's callback API.
+  using SubmitDone = std::function<void(absl::StatusOr<Submitted> result)>;
+  void StartSubmitApplication(ApplicationRecord record, const std::string& principal_id,
+                              const std::string& request_id, absl::Time now, int case_year,
+                              const EventPayloadFn& event, SubmitDone done);
 
   // One submission on its way to the database, prepared in the caller's
   // thread (number, event payload, trace context) so that whoever writes the

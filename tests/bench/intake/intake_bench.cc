@@ -3,6 +3,8 @@
 // through a real stub, against the PostgreSQL server given by --db_url.
 //
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
+//                [--writers=2] [--max_batch=64]   the group commit's bounds
+//                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
 //   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
 //   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
 //   intake_bench --db_url=URL --mode=serve [--pool=16]     prints "PORT n", serves until stdin closes
@@ -31,6 +33,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/db/migrations.h"
 #include "common/db/pool.h"
@@ -119,6 +122,21 @@ class SyntheticFile {
   int64_t next_ = 0;
 };
 
+// The group commit's batch sizes: "BATCH batches=n items=n mean=x largest=n
+// sizes=1:n,2-3:n,4-7:n,...".
+void PrintBatches(const medkoord::intake::IntakeStore& store) {
+  const medkoord::intake::GroupCommitStats s = store.submit_batch_stats();
+  std::string sizes;
+  for (size_t k = 0; k < s.histogram.size(); ++k) {
+    const long lo = 1L << k, hi = (2L << k) - 1;
+    absl::StrAppendFormat(&sizes, "%s%s:%d", sizes.empty() ? "" : ",",
+                          lo == hi ? absl::StrFormat("%d", lo) : absl::StrFormat("%d-%d", lo, hi), s.histogram[k]);
+  }
+  std::printf("BATCH batches=%lld items=%lld mean=%.1f largest=%zu sizes=%s\n", static_cast<long long>(s.batches),
+              static_cast<long long>(s.items), s.batches ? double(s.items) / s.batches : 0.0, s.largest,
+              sizes.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,7 +163,10 @@ int main(int argc, char** argv) {
       std::cerr << m.status() << "\n";
       return 1;
     }
-    store = std::make_unique<medkoord::intake::IntakeStore>(*pool);
+    medkoord::intake::GroupCommitOptions batching;
+    if (args.count("max_batch")) batching.max_batch = std::stoul(args["max_batch"]);
+    if (args.count("writers")) batching.max_writers = std::stoi(args["writers"]);
+    store = std::make_unique<medkoord::intake::IntakeStore>(*pool, batching);
     service = std::make_unique<medkoord::intake::IntakeService>(*store, signer, clock);
     auto started = medkoord::Server::Start({.service_name = "intake-bench"}, {service.get()});
     if (!started.ok()) {
@@ -164,6 +185,7 @@ int main(int argc, char** argv) {
     while (std::getline(std::cin, line)) {
     }
     std::printf("CPU serve seconds=%.2f\n", CpuSeconds() - cpu0);
+    PrintBatches(*store);
     server->Shutdown();
     return 0;
   }
@@ -172,6 +194,7 @@ int main(int argc, char** argv) {
     const double cpu0 = CpuSeconds();
     const int clients = args.count("clients") ? std::stoi(args["clients"]) : 32;
     const int seconds = args.count("seconds") ? std::stoi(args["seconds"]) : 30;
+    const std::string client_mode = args.count("client") ? args["client"] : "callback";
     std::vector<std::shared_ptr<grpc::Channel>> channels;
     for (int i = 0; i < 4; ++i) {
       grpc::ChannelArguments ch_args;
@@ -181,41 +204,87 @@ int main(int argc, char** argv) {
     std::atomic<int64_t> errors{0};
     std::vector<std::vector<double>> latencies(clients);
     const auto end = Clock::now() + std::chrono::seconds(seconds);
+    auto fill = [](const medkoord::Principal& principal, int c, int64_t n, v1::SubmitApplicationRequest& request) {
+      request.set_request_id(absl::StrFormat("bench-%d-%d", c, n));
+      v1::Application* a = request.mutable_application();
+      a->set_region(principal.region());
+      a->mutable_submitted_on()->set_year(2025);
+      a->mutable_submitted_on()->set_month(1);
+      a->mutable_submitted_on()->set_day(1 + n % 28);
+      a->set_drug_name("Trifluridine/tipiracil");
+      a->set_atc_code("L01BC59");
+      a->set_indication("Metastatic colorectal cancer");
+      a->set_icd10("C18.9");
+      a->set_cancer(true);
+      a->set_marketed_dk(true);
+      a->set_medicinraadet_status(v1::MEDICINRAADET_STATUS_NOT_ASSESSED);
+      a->set_ema_status(v1::EMA_STATUS_ON_LABEL);
+    };
+    constexpr char kMethod[] = "/medkoord.intake.v1.Intake/SubmitApplication";
     std::vector<std::thread> threads;
     const auto start = Clock::now();
-    for (int c = 0; c < clients; ++c) {
-      threads.emplace_back([&, c] {
-        auto stub = v1::Intake::NewStub(channels[c % channels.size()]);
-        const medkoord::Principal principal = RegionPrincipal(c);
-        for (int64_t n = 0; Clock::now() < end; ++n) {
-          v1::SubmitApplicationRequest request;
-          request.set_request_id(absl::StrFormat("bench-%d-%d", c, n));
-          v1::Application* a = request.mutable_application();
-          a->set_region(principal.region());
-          a->mutable_submitted_on()->set_year(2025);
-          a->mutable_submitted_on()->set_month(1);
-          a->mutable_submitted_on()->set_day(1 + n % 28);
-          a->set_drug_name("Trifluridine/tipiracil");
-          a->set_atc_code("L01BC59");
-          a->set_indication("Metastatic colorectal cancer");
-          a->set_icd10("C18.9");
-          a->set_cancer(true);
-          a->set_marketed_dk(true);
-          a->set_medicinraadet_status(v1::MEDICINRAADET_STATUS_NOT_ASSESSED);
-          a->set_ema_status(v1::EMA_STATUS_ON_LABEL);
-          grpc::ClientContext ctx;
-          signer.Attach(ctx, principal, "/medkoord.intake.v1.Intake/SubmitApplication");
-          v1::Application out;
-          const auto t0 = Clock::now();
-          grpc::Status s = stub->SubmitApplication(&ctx, request, &out);
-          const auto t1 = Clock::now();
-          if (!s.ok()) {
-            ++errors;
-            continue;
+    if (client_mode == "sync") {
+      // One blocking stub call at a time per client thread.
+      for (int c = 0; c < clients; ++c) {
+        threads.emplace_back([&, c] {
+          auto stub = v1::Intake::NewStub(channels[c % channels.size()]);
+          const medkoord::Principal principal = RegionPrincipal(c);
+          for (int64_t n = 0; Clock::now() < end; ++n) {
+            v1::SubmitApplicationRequest request;
+            fill(principal, c, n, request);
+            grpc::ClientContext ctx;
+            signer.Attach(ctx, principal, kMethod);
+            v1::Application out;
+            const auto t0 = Clock::now();
+            grpc::Status s = stub->SubmitApplication(&ctx, request, &out);
+            const auto t1 = Clock::now();
+            if (!s.ok()) {
+              ++errors;
+              continue;
+            }
+            latencies[c].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
           }
-          latencies[c].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        });
+      }
+    } else {
+      // Callback stubs: each client keeps one call in flight, the next one
+      // issued from the previous one's completion; no thread per client.
+      std::vector<std::unique_ptr<v1::Intake::Stub>> stubs;
+      for (const auto& ch : channels) stubs.push_back(v1::Intake::NewStub(ch));
+      struct Call {
+        grpc::ClientContext ctx;
+        v1::SubmitApplicationRequest request;
+        v1::Application response;
+        Clock::time_point t0;
+      };
+      absl::Mutex mu;
+      int running = clients;
+      std::function<void(int, int64_t)> issue = [&](int c, int64_t n) {
+        if (Clock::now() >= end) {
+          absl::MutexLock lock(&mu);
+          --running;
+          return;
         }
-      });
+        const medkoord::Principal principal = RegionPrincipal(c);
+        auto* call = new Call;
+        fill(principal, c, n, call->request);
+        signer.Attach(call->ctx, principal, kMethod);
+        call->t0 = Clock::now();
+        stubs[c % stubs.size()]->async()->SubmitApplication(
+            &call->ctx, &call->request, &call->response, [&, c, n, call](grpc::Status s) {
+              const auto t1 = Clock::now();
+              if (s.ok()) {
+                latencies[c].push_back(std::chrono::duration<double, std::milli>(t1 - call->t0).count());
+              } else {
+                ++errors;
+              }
+              delete call;
+              issue(c, n + 1);
+            });
+      };
+      for (int c = 0; c < clients; ++c) issue(c, 0);
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(+[](int* r) { return *r == 0; }, &running));
     }
     for (auto& t : threads) t.join();
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -223,13 +292,14 @@ int main(int argc, char** argv) {
     for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
-    std::printf("RESULT submit clients=%d pool=%d seconds=%.1f ok=%zu errors=%lld throughput=%.0f/s p50=%.1fms "
+    std::printf("RESULT submit client=%s clients=%d pool=%d seconds=%.1f ok=%zu errors=%lld throughput=%.0f/s p50=%.1fms "
                 "p99=%.1fms max=%.1fms\n",
-                clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
+                client_mode.c_str(), clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
                 pct(0.5), pct(0.99), all.empty() ? 0.0 : all.back());
     const double cpu = CpuSeconds() - cpu0;
     std::printf("CPU %s seconds=%.2f per_call_us=%.0f\n", server ? "clients+server" : "clients", cpu,
                 all.empty() ? 0.0 : cpu * 1e6 / all.size());
+    if (store) PrintBatches(*store);
   } else {
     auto stub = v1::Intake::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
     medkoord::Principal secretariat;

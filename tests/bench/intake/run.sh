@@ -13,6 +13,7 @@
 #
 #   bash tests/bench/intake/run.sh [BUILD_DIR]      default: build
 #   SECONDS_SUBMIT=30 ROWS=1000000 CLIENTS=32 POOL=16   overrides
+#   WRITERS=2 MAX_BATCH=64   the group commit's bounds (services/intake/group_commit.h)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -22,6 +23,7 @@ SECONDS_SUBMIT=${SECONDS_SUBMIT:-30}
 ROWS=${ROWS:-1000000}
 CLIENTS=${CLIENTS:-32}
 POOL=${POOL:-16}
+BATCHING="--writers=${WRITERS:-2} --max_batch=${MAX_BATCH:-64}"
 FIXTURES=$ROOT/tests/fixtures
 [ -f "$FIXTURES/forum_cases_2024.csv" ] || FIXTURES=$ROOT/../shared/fixtures
 [ -x "$BENCH" ] || { echo "build intake_bench first: cmake --build $BUILD --target intake_bench" >&2; exit 2; }
@@ -73,23 +75,25 @@ fresh_db() { psql -X -q "$BASE/postgres" -c "DROP DATABASE IF EXISTS $1" -c "CRE
 
 echo "== SubmitApplication (clients and service in one process)"
 cpu0=$(pg_cpu)
-out=$("$BENCH" --db_url="$(fresh_db submit)" --mode=submit --clients="$CLIENTS" --seconds="$SECONDS_SUBMIT" --pool="$POOL" 2>/dev/null | grep -E "^(RESULT|CPU)")
+out=$("$BENCH" --db_url="$(fresh_db submit)" --mode=submit --clients="$CLIENTS" --seconds="$SECONDS_SUBMIT" --pool="$POOL" $BATCHING 2>/dev/null | grep -E "^(RESULT|CPU|BATCH)")
 echo "$out"
 pg_cpu_per_call "$cpu0" "$out"
 
 echo "== SubmitApplication (clients in a second process: CPU per call of each)"
 serve_db=$(fresh_db submit2)
-coproc SERVE { "$BENCH" --db_url="$serve_db" --mode=serve --pool="$POOL" 2>/dev/null; }
+coproc SERVE { "$BENCH" --db_url="$serve_db" --mode=serve --pool="$POOL" $BATCHING 2>/dev/null; }
 # Own copies of the coprocess's pipes: bash drops SERVE when it exits.
 exec {serve_out}<&"${SERVE[0]}" {serve_in}>&"${SERVE[1]}"
 read -r _ port <&"$serve_out"
 cpu0=$(pg_cpu)
 out=$("$BENCH" --target="127.0.0.1:$port" --mode=submit --clients="$CLIENTS" --seconds="$SECONDS_SUBMIT" 2>/dev/null | grep -E "^(RESULT|CPU)")
 exec {serve_in}>&- {SERVE[1]}>&-
-serve_cpu=$(grep -Eo 'seconds=[0-9.]+' <&"$serve_out" | cut -d= -f2)
+serve_tail=$(cat <&"$serve_out")
+serve_cpu=$(echo "$serve_tail" | grep -E '^CPU' | grep -Eo 'seconds=[0-9.]+' | cut -d= -f2)
 exec {serve_out}<&-
 wait
 echo "$out"
+echo "$serve_tail" | grep -E '^BATCH' || true
 echo "CPU service seconds=$serve_cpu per_call_us=$(echo "$serve_cpu * 1000000 / $(echo "$out" | grep -Eo ' ok=[0-9]+' | cut -d= -f2)" | bc)"
 pg_cpu_per_call "$cpu0" "$out"
 echo "== import fixture"

@@ -11,7 +11,10 @@
 
 #include <gmock/gmock.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/metrics.h"
 #include "medkoord/assessment/v1/assessment.pb.h"
 #include "tests/integration/intake/intake_test_env.h"
 
@@ -262,6 +265,48 @@ TEST_F(IntakeSubmitBatchTest, ThirtyTwoConcurrentCallersEachGetExactlyTheirAnswe
   EXPECT_EQ(store_->submit_batch_stats().items, kRounds * (kThreads - 4));
   const GroupCommitStats stats = store_->submit_batch_stats();
   std::cout << "batches " << stats.batches << " items " << stats.items << " largest " << stats.largest << "\n";
+}
+
+TEST_F(IntakeSubmitBatchTest, TheCallbackHandlerStillPassesTheInterceptorAndThePrincipalCheck) {
+  const std::string method = FullMethodName(v1::Intake::service_full_name(), "SubmitApplication");
+  auto handled = [&](grpc::StatusCode code) {
+    return metrics::DefaultRegistry()
+        .GetCounter("medkoord_grpc_server_handled_total", "RPCs completed, by method and status code",
+                    {{"service", "intake-test"}, {"method", method}, {"code", StatusCodeName(code)}})
+        .value();
+  };
+  const double ok0 = handled(grpc::StatusCode::OK), denied0 = handled(grpc::StatusCode::PERMISSION_DENIED),
+               unauth0 = handled(grpc::StatusCode::UNAUTHENTICATED);
+  v1::SubmitApplicationRequest request;
+  request.set_request_id("cb-1");
+  *request.mutable_application() = ValidApplication();
+  v1::Application out;
+  ::testing::internal::CaptureStderr();
+  grpc::ClientContext bare;
+  const grpc::StatusCode unsigned_code = stub_->SubmitApplication(&bare, request, &out).error_code();
+  const grpc::StatusCode other_method =
+      stub_->SubmitApplication(Ctx(Region(common::v1::REGION_SYDDANMARK), "GetApplication").get(), request, &out)
+          .error_code();
+  const grpc::StatusCode member = Submit(Member(), ValidApplication(), "cb-1", &out).error_code();
+  const grpc::StatusCode other_region =
+      Submit(Region(common::v1::REGION_HOVEDSTADEN), ValidApplication(), "cb-1", &out).error_code();
+  const grpc::Status ok = Submit(Region(common::v1::REGION_SYDDANMARK), ValidApplication(), "cb-1", &out);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(unsigned_code, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(other_method, grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(member, grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(other_region, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre("1"));
+  // The access-log interceptor saw every call: its counters and log lines.
+  EXPECT_EQ(handled(grpc::StatusCode::OK) - ok0, 1);
+  EXPECT_EQ(handled(grpc::StatusCode::PERMISSION_DENIED) - denied0, 1);
+  EXPECT_EQ(handled(grpc::StatusCode::UNAUTHENTICATED) - unauth0, 2);
+  int lines = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (absl::StrContains(line, "\"msg\":\"rpc\"") && absl::StrContains(line, method)) ++lines;
+  }
+  EXPECT_EQ(lines, 5) << log;
 }
 
 }  // namespace

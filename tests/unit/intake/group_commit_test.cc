@@ -62,13 +62,13 @@ Commit Make(Recorder& r, GroupCommitOptions options) {
   return Commit(options, [&r](const std::vector<const int*>& batch) { return r.Write(batch); });
 }
 
-// Waits until `n` callers are queued (they queue without blocking on
-// anything the test holds, so this ends).
+// Waits until `n` calls are queued (queueing never blocks on anything the
+// test holds, so this ends).
 void AwaitQueued(const Commit& commit, size_t n) {
   while (commit.queued() != n) std::this_thread::yield();
 }
 
-TEST(IntakeGroupCommitTest, ACallerAloneIsWrittenAtOnceByItself) {
+TEST(IntakeGroupCommitTest, ACallAloneIsWrittenAtOnceByItself) {
   Recorder r;
   Commit commit = Make(r, {});
   EXPECT_EQ(commit.Run(7), "r7");
@@ -131,8 +131,9 @@ TEST(IntakeGroupCommitTest, UpToMaxWritersBatchesAreWrittenAtOnce) {
   Commit commit = Make(r, {.max_batch = 64, .max_writers = 2});
   r.Hold(true);
   std::thread a([&] { commit.Run(1); });
+  r.AwaitWrites(1);
   std::thread b([&] { commit.Run(2); });
-  r.AwaitWrites(2);  // both write, neither waits for the other
+  r.AwaitWrites(2);  // the second writer takes it while the first is busy
   std::thread c([&] { commit.Run(3); });
   AwaitQueued(commit, 1);  // the third waits for a free writer slot
   r.Hold(false);
@@ -141,6 +142,34 @@ TEST(IntakeGroupCommitTest, UpToMaxWritersBatchesAreWrittenAtOnce) {
   c.join();
   EXPECT_EQ(r.batches().size(), 3u);
   EXPECT_THAT(r.batches()[2], ElementsAre(3));
+}
+
+TEST(IntakeGroupCommitTest, StartReturnsAtOnceAndDoneGetsTheCallsOwnResult) {
+  Recorder r;
+  std::vector<std::string> results(5);
+  absl::Mutex mu;
+  int done = 0;
+  {
+    Commit commit = Make(r, {.max_batch = 64, .max_writers = 1});
+    r.Hold(true);
+    for (int i = 0; i < 5; ++i) {
+      // Returns while the writer is held: the caller never blocks on a write.
+      commit.Start(i, [&, i](const int& in, std::string out) {
+        EXPECT_EQ(in, i);
+        absl::MutexLock lock(&mu);
+        results[i] = std::move(out);
+        ++done;
+      });
+    }
+    r.AwaitWrites(1);
+    r.Hold(false);
+    // Leaving the scope writes what is still queued before the writers stop.
+  }
+  EXPECT_EQ(done, 5);
+  EXPECT_THAT(results, ElementsAre("r0", "r1", "r2", "r3", "r4"));
+  size_t total = 0;
+  for (const auto& b : r.batches()) total += b.size();
+  EXPECT_EQ(total, 5u);
 }
 
 }  // namespace
