@@ -1,5 +1,7 @@
 #include "services/gateway/admin_service.h"
 
+#include "medkoord/gateway/v1/gateway.grpc.pb.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
@@ -11,11 +13,11 @@
 #include "services/gateway/api_key.h"
 #include "services/gateway/audit_log.h"
 #include "services/gateway/cert_map.h"
+#include "services/gateway/server_reflection.h"
 
 namespace medkoord::gateway {
 namespace {
 
-using v1::GatewayAdmin;
 
 absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
@@ -43,52 +45,59 @@ absl::StatusOr<IssuedApiKey> IssueApiKey(GatewayStore& store, const Principal& p
   return out;
 }
 
-absl::StatusOr<Principal> AdminService::Admin(const grpc::ServerContextBase& context, const char* method) const {
-  ASSIGN_OR_RETURN(Principal p, signer_->Verify(context, FullMethodName(GatewayAdmin::service_full_name(), method)));
-  if (!HasRole(p, medkoord::common::v1::ROLE_ADMIN)) return absl::PermissionDeniedError("admin role required");
-  return p;
+namespace {
+
+using v1::GatewayAdmin;
+
+// The role table lets only admins call GatewayAdmin; checked here again, as
+// each service checks its own rules.
+grpc::Status RequireAdmin(const Principal& caller) {
+  if (HasRole(caller, medkoord::common::v1::ROLE_ADMIN)) return grpc::Status::OK;
+  return ToGrpcStatus(absl::PermissionDeniedError("admin role required"));
 }
 
 template <typename Request, typename Response>
-grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* context, const Request* request,
-                                              Response* response,
-                                              grpc::Status (AdminService::*handler)(const grpc::CallbackServerContext&,
-                                                                                    const Request&, Response*)) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // Context, request and response live until Finish.
-  workers_.Post([this, reactor, context, request, response, handler] {
-    reactor->Finish((this->*handler)(*context, *request, response));
+grpc::Status Run(AdminService* service,
+                 grpc::Status (AdminService::*handler)(const Principal&, const Request&, Response*),
+                 const Principal& caller, const std::string& request_bytes, std::string* response_bytes) {
+  Request request;
+  if (!request.ParseFromString(request_bytes)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request does not parse");
+  }
+  Response response;
+  grpc::Status status = (service->*handler)(caller, request, &response);
+  if (status.ok()) response.SerializeToString(response_bytes);
+  return status;
+}
+
+}  // namespace
+
+grpc::Status AdminService::Call(const std::string& method, const Principal& caller, const std::string& request,
+                                std::string* response) {
+  if (grpc::Status s = RequireAdmin(caller); !s.ok()) return s;
+  const std::string_view name = std::string_view(method).substr(method.rfind('/') + 1);
+  if (method != FullMethodName(GatewayAdmin::service_full_name(), name)) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method " + method);
+  }
+  if (name == "CreateApiKey") return Run(this, &AdminService::CreateApiKey, caller, request, response);
+  if (name == "ListApiKeys") return Run(this, &AdminService::ListApiKeys, caller, request, response);
+  if (name == "RevokeApiKey") return Run(this, &AdminService::RevokeApiKey, caller, request, response);
+  if (name == "ListAuditRecords") return Run(this, &AdminService::ListAuditRecords, caller, request, response);
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method " + method);
+}
+
+void AdminService::CallAsync(const std::string& method, const Principal& caller, const grpc::ByteBuffer& request,
+                             Done done) {
+  workers_.Post([this, method, caller, request = BytesOf(request), done = std::move(done)] {
+    std::string response;
+    grpc::Status status = Call(method, caller, request, &response);
+    done(std::move(status), std::move(response));
   });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* AdminService::CreateApiKey(grpc::CallbackServerContext* context,
-                                                     const v1::CreateApiKeyRequest* request,
-                                                     v1::CreateApiKeyResponse* response) {
-  return Serve(context, request, response, &AdminService::DoCreateApiKey);
-}
-
-grpc::ServerUnaryReactor* AdminService::ListApiKeys(grpc::CallbackServerContext* context,
-                                                    const v1::ListApiKeysRequest* request,
-                                                    v1::ListApiKeysResponse* response) {
-  return Serve(context, request, response, &AdminService::DoListApiKeys);
-}
-
-grpc::ServerUnaryReactor* AdminService::RevokeApiKey(grpc::CallbackServerContext* context,
-                                                     const v1::RevokeApiKeyRequest* request, v1::ApiKey* response) {
-  return Serve(context, request, response, &AdminService::DoRevokeApiKey);
-}
-
-grpc::ServerUnaryReactor* AdminService::ListAuditRecords(grpc::CallbackServerContext* context,
-                                                         const v1::ListAuditRecordsRequest* request,
-                                                         v1::ListAuditRecordsResponse* response) {
-  return Serve(context, request, response, &AdminService::DoListAuditRecords);
-}
-
-grpc::Status AdminService::DoCreateApiKey(const grpc::CallbackServerContext& context, const v1::CreateApiKeyRequest& request,
+grpc::Status AdminService::CreateApiKey(const Principal& caller, const v1::CreateApiKeyRequest& request,
     v1::CreateApiKeyResponse* response) {
-  auto admin = Admin(context, "CreateApiKey");
-  if (!admin.ok()) return ToGrpcStatus(admin.status());
+  if (grpc::Status s = RequireAdmin(caller); !s.ok()) return s;
   const ApiKey& in = request.api_key();
   Principal p;
   p.set_id(in.principal_id());
@@ -102,17 +111,16 @@ grpc::Status AdminService::DoCreateApiKey(const grpc::CallbackServerContext& con
     }
     return ToGrpcStatus(v.ToStatus());
   }
-  auto issued = IssueApiKey(*store_, p, request.request_id(), admin->id(), *clock_);
+  auto issued = IssueApiKey(*store_, p, request.request_id(), caller.id(), *clock_);
   if (!issued.ok()) return ToGrpcStatus(issued.status());
   *response->mutable_api_key() = std::move(issued->api_key);
   response->set_key(std::move(issued->key));
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::DoListApiKeys(const grpc::CallbackServerContext& context, const v1::ListApiKeysRequest& request,
+grpc::Status AdminService::ListApiKeys(const Principal& caller, const v1::ListApiKeysRequest& request,
     v1::ListApiKeysResponse* response) {
-  auto admin = Admin(context, "ListApiKeys");
-  if (!admin.ok()) return ToGrpcStatus(admin.status());
+  if (grpc::Status s = RequireAdmin(caller); !s.ok()) return s;
   ApiKeyFilter filter{request.principal_id(), request.include_revoked()};
   const uint64_t hash = FilterHash(absl::StrCat(filter.principal_id, "|", filter.include_revoked));
   auto page = ParsePageRequest(request.page_size(), request.page_token(), hash);
@@ -131,25 +139,23 @@ grpc::Status AdminService::DoListApiKeys(const grpc::CallbackServerContext& cont
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::DoRevokeApiKey(const grpc::CallbackServerContext& context, const v1::RevokeApiKeyRequest& request,
+grpc::Status AdminService::RevokeApiKey(const Principal& caller, const v1::RevokeApiKeyRequest& request,
     v1::ApiKey* response) {
-  auto admin = Admin(context, "RevokeApiKey");
-  if (!admin.ok()) return ToGrpcStatus(admin.status());
+  if (grpc::Status s = RequireAdmin(caller); !s.ok()) return s;
   absl::string_view id = request.name();
   if (!absl::ConsumePrefix(&id, "apiKeys/") || id.empty() || absl::StrContains(id, "/")) {
     return ToGrpcStatus(InvalidField("name", "must look like apiKeys/{key_id}"));
   }
-  auto key = store_->RevokeApiKey(std::string_view(id.data(), id.size()), clock_->Now(), admin->id());
+  auto key = store_->RevokeApiKey(std::string_view(id.data(), id.size()), clock_->Now(), caller.id());
   if (!key.ok()) return ToGrpcStatus(key.status());
   authenticator_->Forget();
   *response = std::move(*key);
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::DoListAuditRecords(const grpc::CallbackServerContext& context, const v1::ListAuditRecordsRequest& request,
+grpc::Status AdminService::ListAuditRecords(const Principal& caller, const v1::ListAuditRecordsRequest& request,
     v1::ListAuditRecordsResponse* response) {
-  auto admin = Admin(context, "ListAuditRecords");
-  if (!admin.ok()) return ToGrpcStatus(admin.status());
+  if (grpc::Status s = RequireAdmin(caller); !s.ok()) return s;
   FieldViolations v;
   AuditFilter f;
   f.principal_id = request.principal_id();

@@ -7,7 +7,7 @@
 // by the admin service), every other replica within `cache_ttl` (default
 // 5 s), since a cached answer is never used past its ttl.
 //
-// The proxy runs on gRPC's callback threads, which must not block; a cache
+// The proxy runs on its completion-queue threads, which must not block; a cache
 // miss there is looked up on the authenticator's own lookup threads
 // (AuthenticateAsync), and concurrent misses for one key share one lookup.
 

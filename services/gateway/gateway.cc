@@ -4,14 +4,12 @@
 #include <signal.h>
 
 #include <grpcpp/ext/health_check_service_server_builder_option.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/db/migrations.h"
 #include "common/log.h"
 #include "common/server.h"
-#include "common/service_main.h"
 #include "common/status.h"
 #include "services/gateway/api_key.h"
 #include "services/gateway/server_reflection.h"
@@ -33,6 +31,24 @@ std::shared_ptr<grpc::ServerCredentials> ListenerCredentials(const GatewayOption
   ssl.pem_root_certs = o.client_ca_pem;
   ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
   return grpc::SslServerCredentials(ssl);
+}
+
+// The proxy's channel to a backend: the transport settings of common's
+// InternalChannel (keepalive, fail fast, quick reconnect), but without its
+// client interceptor. That interceptor copies the thread's trace context into
+// calls that have none; the proxy sets traceparent on every call itself, and
+// an interceptor puts every batch of every call through gRPC's interception
+// machinery (allocations and indirect calls on the hot path).
+std::shared_ptr<grpc::Channel> BackendChannel(const std::string& address, int max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  args.SetMaxSendMessageSize(max_message_bytes);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
 sigset_t ShutdownSignals() {
@@ -72,58 +88,39 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   gw->rate_limiter_ = std::make_unique<RateLimiter>(o.rate_limit_per_second, o.rate_limit_burst, o.clock);
   gw->audit_ = std::make_unique<AuditLog>(gw->store_.get(), o.audit);
 
-  // GatewayAdmin sits behind the proxy like any backend, on an in-process
-  // server of its own that trusts nobody without a signed principal. No
-  // listening port, no health, no reflection: the proxy's channel is its
-  // only way in, and it has no sync methods (see admin_service.h).
+  // GatewayAdmin: a backend inside this process (see admin_service.h).
   Gateway* raw = gw.get();
-  gw->admin_service_ =
-      std::make_unique<AdminService>(gw->store_.get(), gw->authenticator_.get(), gw->signer_.get(), o.clock);
-  {
-    grpc::ServerBuilder admin;
-    admin.RegisterService(gw->admin_service_.get());
-    admin.SetMaxReceiveMessageSize(o.max_message_bytes);
-    admin.SetMaxSendMessageSize(o.max_message_bytes);
-    admin.SetOption(std::make_unique<WithoutSyncPlugins>());
-    admin.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
-    gw->admin_server_ = admin.BuildAndStart();
-    if (!gw->admin_server_) return absl::InternalError("cannot start the GatewayAdmin server");
-  }
+  gw->admin_service_ = std::make_unique<AdminService>(gw->store_.get(), gw->authenticator_.get(), o.clock);
 
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
   for (const std::string& backend : gw->roles_.Backends()) {
-    if (backend == "gateway") {
-      grpc::ChannelArguments args;
-      args.SetMaxReceiveMessageSize(o.max_message_bytes);
-      args.SetMaxSendMessageSize(o.max_message_bytes);
-      channels[backend] = gw->admin_server_->InProcessChannel(args);
-      continue;
-    }
+    if (backend == gw->admin_service_->name()) continue;
     auto it = o.backend_addrs.find(backend);
     if (it == o.backend_addrs.end() || it->second.empty()) {
       log::Warn("no address for backend; its methods answer UNAVAILABLE", {{"backend", backend}});
       continue;
     }
-    channels[backend] = InternalChannel(it->second, o.max_message_bytes);
+    channels[backend] = BackendChannel(it->second, o.max_message_bytes);
   }
   std::shared_ptr<grpc::Channel> assessment = channels.count("assessment") ? channels["assessment"] : nullptr;
 
-  ProxyDeps deps{&gw->roles_, gw->authenticator_.get(), gw->rate_limiter_.get(), gw->audit_.get(),
-                 gw->signer_.get(), o.clock};
+  ProxyDeps deps{&gw->roles_,         gw->authenticator_.get(), gw->rate_limiter_.get(), gw->audit_.get(),
+                 gw->signer_.get(),   o.clock,                  gw->admin_service_.get()};
   gw->proxy_ = std::make_unique<Proxy>(deps, std::move(channels), o.proxy);
 
-  // Health (a callback service in gRPC 1.51) and the proxy, which also
-  // answers reflection; the sync reflection plugin is dropped, so this
-  // server has no sync method and gRPC starts no sync-server threads.
-  grpc::EnableDefaultHealthCheckService(true);
+  // Only the proxy, which also answers health Check and reflection: gRPC's
+  // own health service (callback) and reflection plugin (sync) are left
+  // out, as either kind of service brings threads that poll the proxy's
+  // sockets (health.h, server_reflection.h).
   grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
   builder.AddListeningPort(o.listen, ListenerCredentials(o), &gw->port_);
-  builder.RegisterCallbackGenericService(gw->proxy_.get());
+  gw->proxy_->RegisterOn(builder);
   builder.SetOption(std::make_unique<WithoutSyncPlugins>());
   ApplyServerDefaults(builder, o.max_message_bytes);
   gw->server_ = builder.BuildAndStart();
   if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
-  gw->server_->GetHealthCheckService()->SetServingStatus(false);
+  gw->proxy_->Start();
 
   if (!o.http_listen.empty() || !o.https_listen.empty()) {
     gw->pages_ = std::make_unique<HttpPages>(deps, assessment, [raw] { return raw->ready(); });
@@ -177,7 +174,7 @@ void Gateway::Watch() {
     if (stop_.HasBeenNotified()) break;
     if (first || now != last) {
       ready_ = now;
-      server_->GetHealthCheckService()->SetServingStatus(now);
+      proxy_->health().SetServing(now);
       log::Info(now ? "health: SERVING" : "health: NOT_SERVING");
       last = now;
       first = false;
@@ -213,16 +210,13 @@ void Gateway::Shutdown() {
   if (watcher_.joinable()) watcher_.join();
   ready_ = false;
   if (server_) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
+    proxy_->health().SetServing(false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();
   }
+  if (proxy_) proxy_->Stop();
   if (https_) https_->Stop();
   if (http_) http_->Stop();
-  if (admin_server_) {
-    admin_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
-    admin_server_->Wait();
-  }
   if (audit_) audit_->Stop();
   log::Info("gateway stopped");
 }

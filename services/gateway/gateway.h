@@ -1,8 +1,8 @@
 #pragma once
 // The gateway process's parts, started together: its database (API keys,
 // audit log), the role table from the linked descriptors, the proxy on the
-// public listener (TLS / mTLS), GatewayAdmin on an in-process server behind
-// that same proxy, and the HTTP side. Used by main and, in-process, by tests.
+// public listener (TLS / mTLS), GatewayAdmin as the proxy's local backend,
+// and the HTTP side. Used by main and, in-process, by tests.
 
 #include <atomic>
 #include <map>
@@ -102,8 +102,6 @@ class Gateway {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<PrincipalSigner> signer_;
   std::unique_ptr<AdminService> admin_service_;
-  // In-process only (the proxy's channel to GatewayAdmin), callback only.
-  std::unique_ptr<grpc::Server> admin_server_;
   std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpPages> pages_;

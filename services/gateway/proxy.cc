@@ -42,176 +42,183 @@ std::string Find(const std::multimap<grpc::string_ref, grpc::string_ref>& md, st
   return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
 }
 
-class ProxyCall;
-
-// The call to the backend; lives inside ProxyCall.
-class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+// One call through the proxy, driven by completion-queue events: the thread
+// that takes an event from the queue also handles it. (With the callback API
+// every reaction was handed to gRPC's executor, one more thread wake-up per
+// reaction; on two busy cores each cost tens of microseconds.)
+//
+// Every started operation (and the call's done notification and a pending
+// authentication) counts in `pending_`; the call deletes itself when the
+// last one has completed. Handlers run under `mu_`, as a streaming call's
+// two directions complete on different threads.
+class ProxyCall {
  public:
-  explicit Upstream(ProxyCall* call) : call_(call) {}
-  void OnReadInitialMetadataDone(bool ok) override;
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
+  // The events of a call. A Tag is what goes through the queue.
+  enum class Op {
+    kRequested, kDone, kReadFirst, kRead, kWrite, kFinish, kSendMetadata,
+    kUpStart, kUpMetadata, kUpRead, kUpWrite, kUpWritesDone, kUpFinish, kUnaryDone,
+  };
+  struct Tag {
+    ProxyCall* call;
+    Op op;
+  };
+
+  ProxyCall(Proxy* proxy, grpc::ServerCompletionQueue* cq)
+      : proxy_(proxy), deps_(proxy->deps()), cq_(cq), stream_(&ctx_) {
+    for (int i = 0; i < kOps; ++i) tags_[i] = Tag{this, static_cast<Op>(i)};
+    // Must precede the request; delivered only for a call that started.
+    ctx_.AsyncNotifyWhenDone(TagFor(Op::kDone));
+    proxy_->service()->RequestCall(&ctx_, &stream_, cq_, cq_, TagFor(Op::kRequested));
+  }
+  ~ProxyCall() {
+    if (started_) proxy_->CallEnded();
+  }
+
+  // Runs one event; deletes the call after its last one.
+  static void Handle(void* t, bool ok) {
+    Tag* tag = static_cast<Tag*>(t);
+    ProxyCall* call = tag->call;
+    if (tag->op == Op::kRequested) {
+      if (!ok) {  // the server is shutting down: this call never started
+        delete call;
+        return;
+      }
+      new ProxyCall(call->proxy_, call->cq_);  // the next call of this queue
+    }
+    bool admit = false, last = false;
+    {
+      absl::MutexLock lock(&call->mu_);
+      call->On(tag->op, ok);
+      admit = std::exchange(call->admit_, false);
+      // Admit's answer counts as pending from here: a cancellation handled
+      // on another thread meanwhile must not delete the call under it.
+      if (admit) ++call->pending_;
+      last = --call->pending_ == 0;
+    }
+    if (admit) call->Admit();  // outside mu_: the answer may come on this thread
+    if (last) delete call;
+  }
 
  private:
-  ProxyCall* call_;
-};
+  static constexpr int kOps = static_cast<int>(Op::kUnaryDone) + 1;
 
-// The call to the backend of a unary method: one batch out, one back.
-class UnaryUpstream final : public grpc::ClientUnaryReactor {
- public:
-  explicit UnaryUpstream(ProxyCall* call) : call_(call) {}
-  void OnDone(const grpc::Status& status) override;
+  void* TagFor(Op op) { return &tags_[static_cast<int>(op)]; }
+  // Counts an operation about to start.
+  void* Started(Op op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++pending_;
+    return TagFor(op);
+  }
 
- private:
-  ProxyCall* call_;
-};
+  void On(Op op, bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    switch (op) {
+      case Op::kRequested: return Begin();
+      case Op::kDone:
+        if (ctx_.IsCancelled()) client_ctx_.TryCancel();
+        return;
+      case Op::kReadFirst: return ReadFirst(ok);
+      case Op::kRead: return Read(ok);
+      case Op::kWrite: return Written(ok);
+      case Op::kFinish: return;
+      case Op::kSendMetadata:
+        if (ok) return StartUpstreamRead();
+        client_ctx_.TryCancel();  // the caller is gone; the backend's status ends the call
+        return UpstreamFinish();
+      case Op::kUpStart:
+        if (!ok) return UpstreamFinish();
+        return UpstreamStarted();
+      case Op::kUpMetadata:
+        ForwardInitialMetadata();
+        stream_.SendInitialMetadata(Started(Op::kSendMetadata));
+        return;
+      case Op::kUpRead:
+        if (!ok) return UpstreamFinish();
+        stream_.Write(out_, Started(Op::kWrite));
+        return;
+      case Op::kUpWrite:
+        // The backend stopped taking messages: stop reading the caller's; the
+        // backend's status follows on the read side.
+        if (ok && route_->client_streaming && !finishing_ && !upstream_finishing_) stream_.Read(&in_, Started(Op::kRead));
+        return;
+      case Op::kUpWritesDone: return;
+      case Op::kUpFinish:
+        ForwardTrailingMetadata();
+        return Complete(BackendStatus(upstream_status_));
+      case Op::kUnaryDone:
+        // Initial metadata, the response and the status go back in one batch.
+        ForwardInitialMetadata();
+        ForwardTrailingMetadata();
+        return Complete(BackendStatus(upstream_status_), upstream_status_.ok());
+    }
+  }
 
-class ProxyCall final : public grpc::ServerGenericBidiReactor {
- public:
-  ProxyCall(const Proxy* proxy, grpc::GenericCallbackServerContext* context)
-      : proxy_(proxy), deps_(proxy->deps()), ctx_(context), upstream_(this), unary_(this), start_(deps_.clock->Now()) {
-    method_ = ctx_->method();
-    request_id_ = Find(ctx_->client_metadata(), "x-request-id");
+  void Begin() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++pending_;  // the done notification, now that the call has started
+    started_ = true;
+    proxy_->CallStarted();
+    method_ = ctx_.method();
+    if (ServerReflection::Serves(method_) || method_ == HealthService::kCheck) {
+      reflection_ = ServerReflection::Serves(method_);
+      health_ = !reflection_;
+      stream_.Read(&in_, Started(Op::kRead));
+      return;
+    }
+    if (method_ == HealthService::kWatch) {
+      return Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "health Watch is not served; use Check"));
+    }
+    start_ = deps_.clock->Now();
+    request_id_ = Find(ctx_.client_metadata(), "x-request-id");
     if (request_id_.empty()) request_id_ = NewRequestId();
     // The caller learns the id it can quote, also on errors.
-    ctx_->AddInitialMetadata("x-request-id", request_id_);
-    traceparent_ = TraceparentFor(Find(ctx_->client_metadata(), "traceparent"), request_id_);
+    ctx_.AddInitialMetadata("x-request-id", request_id_);
+    traceparent_ = TraceparentFor(Find(ctx_.client_metadata(), "traceparent"), request_id_);
     route_ = deps_.roles->Find(method_);
-    if (route_ != nullptr) state_ = proxy_->StateFor(route_);
+    state_ = proxy_->StateFor(route_);
     if (route_ == nullptr) {
-      FinishEarly(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("unknown method ", method_)));
-      return;
+      return Complete(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("unknown method ", method_)));
     }
     if (!route_->client_streaming) {
       // One request message: read it first so that the audit record names
       // the resource even for a refused call.
-      StartRead(&first_);
+      stream_.Read(&first_, Started(Op::kReadFirst));
       return;
     }
-    Admit(/*single_request=*/false);
+    admit_ = true;
   }
 
-  // Server side.
-  void OnReadDone(bool ok) override {
-    if (!upstream_started_) {  // the single request of a unary / server-streaming call
-      if (!ok) {
-        FinishEarly(ctx_->IsCancelled() ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the caller")
-                                        : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
-        return;
-      }
-      resource_ = state_->resource.Read(first_);
-      Admit(/*single_request=*/true);
-      return;
-    }
-    // A message of a client stream (or its end).
-    absl::MutexLock lock(&mu_);
-    if (write_hold_released_) return;  // the backend already ended the call
-    if (ok) {
-      if (!saw_first_stream_message_) {
-        saw_first_stream_message_ = true;
-        resource_ = state_->resource.Read(in_);
-      }
-      upstream_.StartWrite(&in_);
-    } else {
-      upstream_.StartWritesDone();
-      write_hold_released_ = true;
-      upstream_.RemoveHold();
-    }
-  }
-
-  void OnWriteDone(bool ok) override {
-    // A backend message has been written to the caller; fetch the next one.
-    if (ok) {
-      upstream_.StartRead(&out_);
-    } else {
-      client_ctx_.TryCancel();  // the caller is gone
-    }
-    upstream_.RemoveHold();
-  }
-
-  void OnCancel() override {
-    if (upstream_started_) client_ctx_.TryCancel();
-  }
-
-  void OnDone() override { delete this; }
-
-  // Upstream side.
-  void UpstreamInitialMetadata(bool ok) {
-    absl::MutexLock lock(&mu_);
-    if (ok && !metadata_forwarded_) {
-      ForwardInitialMetadataLocked();
-      StartSendInitialMetadata();
-    }
-  }
-
-  void UpstreamRead(bool ok) {
+  void ReadFirst(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!ok) {
-      // The backend has finished. If the caller is still streaming to it,
-      // stop forwarding so the call can complete and report its status.
-      absl::MutexLock lock(&mu_);
-      if (route_->client_streaming && !write_hold_released_) {
-        write_hold_released_ = true;
-        upstream_.RemoveHold();
-      }
-      return;
+      return Complete(ctx_.IsCancelled() ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the caller")
+                                         : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
     }
-    // Keep the backend call open until this message is handed on.
-    upstream_.AddHold();
-    {
-      absl::MutexLock lock(&mu_);
-      if (!metadata_forwarded_) ForwardInitialMetadataLocked();
-    }
-    StartWrite(&out_);
+    resource_ = state_->resource.Read(first_);
+    admit_ = true;
   }
 
-  void UpstreamWrite(bool ok) {
-    if (!route_->client_streaming) return;
-    absl::MutexLock lock(&mu_);
-    if (write_hold_released_) return;
-    if (ok) {
-      StartRead(&in_);
-    } else {
-      write_hold_released_ = true;
-      upstream_.RemoveHold();
-    }
-  }
-
-  void UpstreamDone(const grpc::Status& status) {
-    ForwardTrailingMetadata();
-    Complete(BackendStatus(status));  // last use of `this`: OnDone may follow at once
-  }
-
-  void UnaryDone(const grpc::Status& status) {
-    // Initial metadata, the response and the status go back in one batch.
-    {
-      absl::MutexLock lock(&mu_);
-      ForwardInitialMetadataLocked();
-    }
-    ForwardTrailingMetadata();
-    Complete(BackendStatus(status), status.ok() ? &out_ : nullptr);
-  }
-
- private:
-  // Authenticates (without blocking this thread: a key cache miss answers on
-  // a lookup thread), then rate limit and role table, then the backend call.
-  void Admit(bool single_request) {
-    const std::string key = ApiKeyFromMetadata(ctx_->client_metadata());
+  // Authenticates without blocking this thread (a key cache miss is answered
+  // on a lookup thread), then rate limit, role table, the backend call.
+  void Admit() ABSL_LOCKS_EXCLUDED(mu_) {
+    const std::string key = ApiKeyFromMetadata(ctx_.client_metadata());
     PeerCertificate peer;
     if (key.empty()) {
-      if (auto auth = ctx_->auth_context()) peer = PeerCertificateOf(*auth);
+      if (auto auth = ctx_.auth_context()) peer = PeerCertificateOf(*auth);
     }
-    deps_.authenticator->AuthenticateAsync(key, peer, [this, single_request](absl::StatusOr<Principal> principal) {
-      absl::Status admitted = Admitted(std::move(principal));
-      if (!admitted.ok()) {
-        FinishEarly(ToGrpcStatus(admitted));
-        return;
+    deps_.authenticator->AuthenticateAsync(key, peer, [this](absl::StatusOr<Principal> principal) {
+      bool last = false;
+      {
+        absl::MutexLock lock(&mu_);
+        absl::Status admitted = Admitted(std::move(principal));
+        if (admitted.ok()) {
+          StartUpstream();
+        } else {
+          Complete(ToGrpcStatus(admitted));
+        }
+        last = --pending_ == 0;
       }
-      StartUpstream(single_request);
+      if (last) delete this;
     });
   }
 
-  absl::Status Admitted(absl::StatusOr<Principal> principal) {
+  absl::Status Admitted(absl::StatusOr<Principal> principal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!principal.ok()) return principal.status();
     principal_ = *std::move(principal);
     RETURN_IF_ERROR(deps_.rate_limiter->Acquire(principal_.id()));
@@ -221,18 +228,19 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     return absl::OkStatus();
   }
 
-  void StartUpstream(bool single_request) {
+  void StartUpstream() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (deps_.local != nullptr && route_->backend == deps_.local->name()) return StartLocal();
     grpc::GenericStub* stub = proxy_->StubFor(route_->backend);
     if (stub == nullptr) {
-      FinishEarly(grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("no address configured for ", route_->backend)));
-      return;
+      return Complete(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("no address configured for ", route_->backend)));
     }
-    auto deadline = ctx_->deadline();
+    auto deadline = ctx_.deadline();
     if (deadline == std::chrono::system_clock::time_point::max()) {
       deadline = absl::ToChronoTime(absl::Now() + proxy_->options().default_deadline);
     }
     client_ctx_.set_deadline(deadline);
-    for (const auto& [key, value] : ctx_->client_metadata()) {
+    for (const auto& [key, value] : ctx_.client_metadata()) {
       if (ForwardableRequestKey(View(key))) client_ctx_.AddMetadata(std::string(View(key)), std::string(View(value)));
     }
     client_ctx_.AddMetadata("x-request-id", request_id_);
@@ -240,29 +248,107 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     PrincipalSigner::Signed signed_principal = proxy_->signatures().Get(principal_, method_);
     client_ctx_.AddMetadata(kPrincipalMetadata, std::move(signed_principal.principal_bin));
     client_ctx_.AddMetadata(kSignatureMetadata, std::move(signed_principal.signature_bin));
+    // A cancellation that came before the backend call existed.
+    if (ctx_.IsCancelled()) client_ctx_.TryCancel();
 
     if (!route_->client_streaming && !route_->server_streaming) {
-      upstream_started_ = true;
-      stub->PrepareUnaryCall(&client_ctx_, method_, grpc::StubOptions(), &first_, &out_, &unary_);
-      unary_.StartCall();
+      unary_ = stub->PrepareUnaryCall(&client_ctx_, method_, first_, cq_);
+      unary_->StartCall();
+      unary_->Finish(&out_, &upstream_status_, Started(Op::kUnaryDone));
       return;
     }
-    stub->PrepareBidiStreamingCall(&client_ctx_, method_, grpc::StubOptions(), &upstream_);
-    upstream_started_ = true;
-    if (single_request) {
-      upstream_.StartWriteLast(&first_, grpc::WriteOptions());
-    } else {
-      // Held until the caller half-closes (or the backend ends the call), as
-      // writes are started from the server side's reactions.
-      upstream_.AddHold();
+    upstream_ = stub->PrepareCall(&client_ctx_, method_, cq_);
+    upstream_->StartCall(Started(Op::kUpStart));
+  }
+
+  // A call to the backend inside this process (unary only: GatewayAdmin).
+  void StartLocal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (route_->client_streaming || route_->server_streaming) {
+      return Complete(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "streaming is not served locally"));
+    }
+    ++pending_;  // the local call's answer
+    deps_.local->CallAsync(method_, principal_, first_, [this](grpc::Status status, std::string response) {
+      bool last = false;
       {
         absl::MutexLock lock(&mu_);
-        write_hold_released_ = false;
+        if (status.ok()) {
+          grpc::Slice slice(response);
+          out_ = grpc::ByteBuffer(&slice, 1);
+        }
+        Complete(status, status.ok());
+        last = --pending_ == 0;
       }
-      StartRead(&in_);
+      if (last) delete this;
+    });
+  }
+
+  void UpstreamStarted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (route_->client_streaming) {
+      stream_.Read(&in_, Started(Op::kRead));
+    } else {
+      upstream_->Write(first_, grpc::WriteOptions().set_last_message(), Started(Op::kUpWrite));
     }
-    upstream_.StartRead(&out_);
-    upstream_.StartCall();
+    // Headers go to the caller as soon as the backend sends them (a watch
+    // may send no message for a long time); messages follow after them.
+    upstream_->ReadInitialMetadata(Started(Op::kUpMetadata));
+  }
+
+  void StartUpstreamRead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { upstream_->Read(&out_, Started(Op::kUpRead)); }
+
+  // The backend has ended the call (or could not be reached): its status.
+  void UpstreamFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (upstream_finishing_) return;
+    upstream_finishing_ = true;
+    upstream_->Finish(&upstream_status_, Started(Op::kUpFinish));
+  }
+
+  // A message from the caller (client streams and reflection), or its end.
+  void Read(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reflection_) return ReflectionRead(ok);
+    if (health_) return HealthRead(ok);
+    if (finishing_ || upstream_finishing_) return;
+    if (!ok) {
+      if (!ctx_.IsCancelled()) upstream_->WritesDone(Started(Op::kUpWritesDone));
+      return;
+    }
+    if (!saw_first_stream_message_) {
+      saw_first_stream_message_ = true;
+      resource_ = state_->resource.Read(in_);
+    }
+    upstream_->Write(in_, Started(Op::kUpWrite));
+  }
+
+  // A message has gone to the caller.
+  void Written(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reflection_) {
+      if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      stream_.Read(&in_, Started(Op::kRead));
+      return;
+    }
+    if (ok) return StartUpstreamRead();
+    client_ctx_.TryCancel();  // the caller is gone; the backend's status ends the call
+    UpstreamFinish();
+  }
+
+  void HealthRead(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ok) return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+    absl::StatusOr<std::string> answer = proxy_->health().Check(BytesOf(in_));
+    if (!answer.ok()) return Finish(ToGrpcStatus(answer.status()));
+    grpc::Slice slice(*answer);
+    out_ = grpc::ByteBuffer(&slice, 1);
+    finishing_ = true;
+    stream_.WriteAndFinish(out_, grpc::WriteOptions(), grpc::Status::OK, Started(Op::kFinish));
+  }
+
+  void ReflectionRead(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ok) return Finish(grpc::Status::OK);  // the client half-closed: the stream is over
+    absl::StatusOr<std::string> answer = proxy_->reflection().Answer(BytesOf(in_));
+    if (!answer.ok()) {
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(answer.status().message())));
+    }
+    grpc::Slice slice(*answer);
+    out_ = grpc::ByteBuffer(&slice, 1);
+    stream_.Write(out_, Started(Op::kWrite));
   }
 
   grpc::Status BackendStatus(const grpc::Status& status) const {
@@ -275,23 +361,21 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
 
   void ForwardTrailingMetadata() {
     for (const auto& [key, value] : client_ctx_.GetServerTrailingMetadata()) {
-      if (ForwardableResponseKey(View(key))) ctx_->AddTrailingMetadata(std::string(View(key)), std::string(View(value)));
+      if (ForwardableResponseKey(View(key))) ctx_.AddTrailingMetadata(std::string(View(key)), std::string(View(value)));
     }
   }
 
-  void ForwardInitialMetadataLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void ForwardInitialMetadata() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (metadata_forwarded_) return;
     metadata_forwarded_ = true;
     for (const auto& [key, value] : client_ctx_.GetServerInitialMetadata()) {
-      if (ForwardableResponseKey(View(key))) ctx_->AddInitialMetadata(std::string(View(key)), std::string(View(value)));
+      if (ForwardableResponseKey(View(key))) ctx_.AddInitialMetadata(std::string(View(key)), std::string(View(value)));
     }
   }
 
-  void FinishEarly(const grpc::Status& status) { Complete(status); }
-
-  // Hands over the audit record, counts the call and finishes it, with
-  // `last_message` (a unary response) in the same batch when given.
-  void Complete(const grpc::Status& status, const grpc::ByteBuffer* last_message = nullptr) {
+  // Hands over the audit record, counts the call and finishes it, with the
+  // unary response in the same batch when `with_response`.
+  void Complete(const grpc::Status& status, bool with_response = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = deps_.clock->Now();
     const int64_t latency_us = absl::ToInt64Microseconds(now - start_);
     AuditRecord record;
@@ -303,7 +387,7 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     record.set_status_code(static_cast<int>(status.error_code()));
     record.set_latency_us(latency_us);
     record.set_request_id(request_id_);
-    record.set_peer(ctx_->peer());
+    record.set_peer(ctx_.peer());
     deps_.audit->Record(std::move(record));
 
     proxy_->Observe(route_, static_cast<int>(status.error_code()), static_cast<double>(latency_us) / 1e6);
@@ -319,20 +403,38 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
                         {"request_id", request_id_},
                         {"principal", principal_.id()}});
     }
-    if (last_message != nullptr) {
-      StartWriteAndFinish(last_message, grpc::WriteOptions(), status);
+    if (with_response) {
+      finishing_ = true;
+      stream_.WriteAndFinish(out_, grpc::WriteOptions(), status, Started(Op::kFinish));
     } else {
       Finish(status);
     }
   }
 
-  const Proxy* proxy_;
+  void Finish(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finishing_) return;
+    finishing_ = true;
+    stream_.Finish(status, Started(Op::kFinish));
+  }
+
+  Proxy* const proxy_;
   const ProxyDeps& deps_;
-  grpc::GenericCallbackServerContext* ctx_;
+  grpc::ServerCompletionQueue* const cq_;
+  std::array<Tag, kOps> tags_;
+  grpc::GenericServerContext ctx_;
+  grpc::GenericServerAsyncReaderWriter stream_;
   grpc::ClientContext client_ctx_;
-  Upstream upstream_;
-  UnaryUpstream unary_;
-  const absl::Time start_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> upstream_;
+  grpc::Status upstream_status_;
+
+  absl::Mutex mu_;
+  int pending_ ABSL_GUARDED_BY(mu_) = 1;  // the request
+  bool admit_ ABSL_GUARDED_BY(mu_) = false;
+  bool reflection_ = false;
+  bool health_ = false;
+  bool started_ = false;
+  absl::Time start_;
   std::string method_;
   std::string request_id_;
   std::string resource_;
@@ -340,23 +442,15 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
   const MethodRoute* route_ = nullptr;
   const Proxy::RouteState* state_ = nullptr;
   Principal principal_;
-  std::atomic<bool> upstream_started_{false};
   bool saw_first_stream_message_ = false;
+  bool metadata_forwarded_ = false;
+  bool upstream_finishing_ = false;
+  bool finishing_ = false;
 
   grpc::ByteBuffer first_;  // the single request of a unary / server-streaming call
   grpc::ByteBuffer in_;     // caller -> backend, client streams
   grpc::ByteBuffer out_;    // backend -> caller
-
-  absl::Mutex mu_;
-  bool write_hold_released_ ABSL_GUARDED_BY(mu_) = true;
-  bool metadata_forwarded_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-void Upstream::OnReadInitialMetadataDone(bool ok) { call_->UpstreamInitialMetadata(ok); }
-void Upstream::OnReadDone(bool ok) { call_->UpstreamRead(ok); }
-void Upstream::OnWriteDone(bool ok) { call_->UpstreamWrite(ok); }
-void Upstream::OnDone(const grpc::Status& status) { call_->UpstreamDone(status); }
-void UnaryUpstream::OnDone(const grpc::Status& status) { call_->UnaryDone(status); }
 
 bool IsLowerHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -425,9 +519,51 @@ grpc::GenericStub* Proxy::StubFor(const std::string& backend) const {
   return it == stubs_.end() ? nullptr : it->second.get();
 }
 
-grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServerContext* context) {
-  if (ServerReflection::Serves(context->method())) return reflection_.NewCall();
-  return new ProxyCall(this, context);
+Proxy::~Proxy() { Stop(); }
+
+void Proxy::RegisterOn(grpc::ServerBuilder& builder) {
+  builder.RegisterAsyncGenericService(&service_);
+  for (int i = 0; i < std::max(1, options_.queues); ++i) cqs_.push_back(builder.AddCompletionQueue());
+}
+
+void Proxy::Start() {
+  for (auto& cq : cqs_) {
+    // Calls waiting for the next caller on each queue; every call that
+    // starts requests its successor.
+    for (int i = 0; i < kRequestsPerQueue; ++i) new ProxyCall(this, cq.get());
+    const int per_queue = options_.threads_per_queue > 0
+                              ? options_.threads_per_queue
+                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < per_queue; ++i) {
+      threads_.emplace_back([cq = cq.get()] {
+        void* tag = nullptr;
+        bool ok = false;
+        while (cq->Next(&tag, &ok)) ProxyCall::Handle(tag, ok);
+      });
+    }
+  }
+}
+
+void Proxy::Stop() {
+  if (stopped_.exchange(true)) return;
+  {
+    // The server has shut down, so no call starts any more; the last ones
+    // may still be collecting their backend's status on these queues.
+    absl::MutexLock lock(&live_mu_);
+    live_mu_.AwaitWithTimeout(absl::Condition(+[](int* live) { return *live == 0; }, &live_), absl::Seconds(30));
+  }
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (std::thread& t : threads_) t.join();
+}
+
+void Proxy::CallStarted() {
+  absl::MutexLock lock(&live_mu_);
+  ++live_;
+}
+
+void Proxy::CallEnded() {
+  absl::MutexLock lock(&live_mu_);
+  --live_;
 }
 
 std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {

@@ -1,23 +1,28 @@
 #pragma once
-// The generic proxy: one callback reactor per call, for every method in the
+// The generic proxy: one state machine per call, for every method in the
 // role table, unary and streaming alike, over raw ByteBuffers. Per call it
 // authenticates the caller, applies the rate limit and the role table, signs
 // the principal for the backend, forwards deadline (or a default), metadata,
 // cancellation, messages in both directions with flow control, and the
 // backend's metadata and status (details included), and hands one audit
 // record to the audit log. Nothing here knows any method by name, except
-// server reflection, which it answers itself (server_reflection.h).
+// server reflection and health, which it answers itself (server_reflection.h,
+// health.h).
 
 #include <array>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -25,6 +30,8 @@
 #include "services/gateway/audit_log.h"
 #include "services/gateway/audit_resource.h"
 #include "services/gateway/authenticator.h"
+#include "services/gateway/health.h"
+#include "services/gateway/local_backend.h"
 #include "services/gateway/rate_limiter.h"
 #include "services/gateway/role_table.h"
 #include "services/gateway/server_reflection.h"
@@ -37,6 +44,11 @@ struct ProxyOptions {
   absl::Duration default_deadline = absl::Seconds(30);
   // Lifetime of the signed principal sent to the backend (checked at call start).
   absl::Duration principal_ttl = absl::Seconds(60);
+  // Completion queues and threads per queue; 0: one queue, one thread per
+  // core. A thread that polls an event for its own queue handles it; one
+  // for another queue's thread costs a wake-up.
+  int queues = 1;
+  int threads_per_queue = 0;
 };
 
 // Everything a call needs, owned by main and outliving the server.
@@ -47,15 +59,34 @@ struct ProxyDeps {
   AuditLog* audit = nullptr;
   const PrincipalSigner* signer = nullptr;
   const Clock* clock = nullptr;
+  // Served in this process (GatewayAdmin); its routes are not forwarded.
+  LocalBackend* local = nullptr;
 };
 
-class Proxy final : public grpc::CallbackGenericService {
+// Served with gRPC's completion-queue API: the thread that takes an event
+// from a queue also handles it, and the backend calls complete on the same
+// queues. (The callback API hands every reaction to gRPC's executor: one more
+// thread wake-up per reaction, and a wake-up costs tens of microseconds on
+// two shared cores.)
+class Proxy final {
  public:
   // `backends`: backend name ("intake") -> channel. A route whose backend has
   // no channel answers UNAVAILABLE.
   Proxy(ProxyDeps deps, std::map<std::string, std::shared_ptr<grpc::Channel>> backends, ProxyOptions options = {});
+  ~Proxy();
 
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
+  // Before the server is built: the generic service and the completion
+  // queues (options().queues).
+  void RegisterOn(grpc::ServerBuilder& builder);
+  // After the server has started: serves calls.
+  void Start();
+  // After the server's Shutdown returned: lets the last calls end, then
+  // shuts the queues down and joins their threads.
+  void Stop();
+
+  grpc::AsyncGenericService* service() { return &service_; }
+  void CallStarted();
+  void CallEnded();
 
   const ProxyDeps& deps() const { return deps_; }
   // Counts a finished call; `route` null for unknown methods.
@@ -64,6 +95,7 @@ class Proxy final : public grpc::CallbackGenericService {
   grpc::GenericStub* StubFor(const std::string& backend) const;
   SignatureCache& signatures() const { return signatures_; }
   const ServerReflection& reflection() const { return reflection_; }
+  HealthService& health() { return health_; }
 
   // What a call on a route needs beyond the route, made once per route: the
   // registry's lookup (label maps and its mutex) is too slow for every call,
@@ -82,6 +114,14 @@ class Proxy final : public grpc::CallbackGenericService {
   ProxyOptions options_;
   mutable SignatureCache signatures_;
   ServerReflection reflection_;
+  HealthService health_;
+  static constexpr int kRequestsPerQueue = 16;
+  grpc::AsyncGenericService service_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+  absl::Mutex live_mu_;
+  int live_ ABSL_GUARDED_BY(live_mu_) = 0;  // calls started and not yet deleted
   std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
   std::map<const MethodRoute*, std::unique_ptr<RouteState>> routes_;
 };

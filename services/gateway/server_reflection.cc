@@ -137,41 +137,6 @@ std::string Error(int code, std::string_view message) {
   return e;
 }
 
-class ReflectionCall final : public grpc::ServerGenericBidiReactor {
- public:
-  explicit ReflectionCall(const ServerReflection* reflection) : reflection_(reflection) { StartRead(&in_); }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed (or left): the stream is over
-      Finish(grpc::Status::OK);
-      return;
-    }
-    absl::StatusOr<std::string> answer = reflection_->Answer(BytesOf(in_));
-    if (!answer.ok()) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(answer.status().message())));
-      return;
-    }
-    grpc::Slice slice(*answer);
-    out_ = grpc::ByteBuffer(&slice, 1);
-    StartWrite(&out_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-      return;
-    }
-    StartRead(&in_);
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  const ServerReflection* reflection_;
-  grpc::ByteBuffer in_;
-  grpc::ByteBuffer out_;
-};
-
 }  // namespace
 
 ServerReflection::ServerReflection(std::vector<std::string> services, const pb::DescriptorPool* pool)
@@ -243,8 +208,6 @@ absl::StatusOr<std::string> ServerReflection::Answer(std::string_view request) c
   }
   return response;
 }
-
-grpc::ServerGenericBidiReactor* ServerReflection::NewCall() const { return new ReflectionCall(this); }
 
 void WithoutSyncPlugins::UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) {
   plugins->erase(std::remove_if(plugins->begin(), plugins->end(),

@@ -1,11 +1,11 @@
 #pragma once
 // gRPC server reflection (grpc.reflection.v1alpha and v1, which share their
-// messages) on the gateway's listener, served from the callback side: gRPC
+// messages) on the gateway's listener, served by the proxy's own threads: gRPC
 // 1.51's reflection plugin is a synchronous service, and one sync method on a
 // server makes gRPC start sync-server threads that poll the same sockets as
-// the proxy's callback threads (19 % of the gateway's CPU samples in
-// session 2's profile). So the plugin is left out (WithoutSyncPlugins) and the
-// proxy's generic service answers the reflection method with ReflectionCall.
+// the proxy's threads (19 % of the gateway's CPU samples in session 2's
+// profile). So the plugin is left out (WithoutSyncPlugins) and the proxy's
+// generic service answers the reflection stream with Answer().
 //
 // It lists what a client can call through the gateway (the public services,
 // health, reflection) and resolves symbols and files in the descriptor pool
@@ -23,7 +23,6 @@
 #include <vector>
 
 #include <google/protobuf/descriptor.h>
-#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/status.h>
@@ -47,9 +46,6 @@ class ServerReflection {
   // Lookups that find nothing are answered (error_response NOT_FOUND), as
   // the protocol says, not failed.
   absl::StatusOr<std::string> Answer(std::string_view request) const;
-
-  // The reactor for one reflection stream (deletes itself when done).
-  grpc::ServerGenericBidiReactor* NewCall() const;
 
   const std::vector<std::string>& services() const { return services_; }
 

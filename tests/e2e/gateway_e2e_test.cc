@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "common/principal.h"
 #include "common/reflection_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "medkoord/assessment/v1/assessment.grpc.pb.h"
 #include "medkoord/gateway/v1/gateway.grpc.pb.h"
 #include "medkoord/intake/v1/intake.grpc.pb.h"
@@ -618,11 +619,11 @@ pid_t ChildNamed(const std::string& comm) {
   return found;
 }
 
-// Reflection is answered by the proxy's callback side, and no server in the
-// gateway is synchronous: gRPC names its sync-server threads
-// "grpcpp_sync_server" (15 characters kept), and they polled the proxy's
-// sockets too.
-TEST_F(GatewayE2ETest, ReflectionListsThePublicServicesAndNoSyncServerThreadRuns) {
+// Reflection and health are answered by the proxy itself, and the gateway
+// runs no gRPC service of its own: gRPC's sync-server threads
+// ("grpcpp_sync_server", 15 characters kept) and the "nexting_thread"s a
+// callback service brings would poll the proxy's sockets too.
+TEST_F(GatewayE2ETest, ReflectionHealthAndAdminAnswerWithoutGrpcsOwnPollingThreads) {
   StartSuite();
   auto names = ListServicesByReflection(channel_);
   ASSERT_TRUE(names.ok()) << names.status();
@@ -632,7 +633,7 @@ TEST_F(GatewayE2ETest, ReflectionListsThePublicServicesAndNoSyncServerThreadRuns
                                                "grpc.reflection.v1alpha.ServerReflection"}));
   for (const std::string& n : *names) EXPECT_FALSE(absl::EndsWith(n, "Internal")) << n;
 
-  // GatewayAdmin (callback, on its worker threads) still answers.
+  // GatewayAdmin (the proxy's local backend, on its worker threads) answers.
   const std::string admin = Key("e2e-admin", "admin");
   grpc::ClientContext ctx;
   Authorize(ctx, admin);
@@ -640,6 +641,19 @@ TEST_F(GatewayE2ETest, ReflectionListsThePublicServicesAndNoSyncServerThreadRuns
   medkoord::gateway::v1::ListApiKeysResponse resp;
   ASSERT_TRUE(medkoord::gateway::v1::GatewayAdmin::NewStub(channel_)->ListApiKeys(&ctx, req, &resp).ok());
   EXPECT_GE(resp.api_keys_size(), 1);
+
+  // Health without credentials: the whole gateway, and no named service.
+  {
+    auto health = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+    grpc::ClientContext named;
+    req.set_service("medkoord.intake.v1.Intake");
+    EXPECT_EQ(health->Check(&named, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
 
   const pid_t gateway = ChildNamed("gateway");
   ASSERT_GT(gateway, 0);
@@ -653,6 +667,7 @@ TEST_F(GatewayE2ETest, ReflectionListsThePublicServicesAndNoSyncServerThreadRuns
     std::getline(comm, name);
     ++threads;
     EXPECT_NE(name, "grpcpp_sync_ser") << "a sync-server thread in the gateway";
+    EXPECT_NE(name, "nexting_thread") << "a callback-API polling thread in the gateway";
   }
   closedir(tasks);
   EXPECT_GT(threads, 1);

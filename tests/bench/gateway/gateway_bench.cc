@@ -9,6 +9,7 @@
 // what one extra loopback gRPC hop costs with no gateway logic at all.
 //
 //   gateway_bench [--seconds=5] [--concurrency=16] [--import_rows=20000]
+//                 [--tls=off|on] [--gateway_env=MEDKOORD_NAME=VALUE ...]
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -159,11 +160,18 @@ void Print(const char* what, bool tls, int concurrency, const Result& d, const R
   std::fflush(stdout);
 }
 
+// Extra gateway settings from the command line (--gateway_env=NAME=VALUE).
+std::map<std::string, std::string>& ExtraGatewayEnv() {
+  static auto* env = new std::map<std::string, std::string>();
+  return *env;
+}
+
 int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
   e2e::SuiteOptions options;
   options.tls = tls;
   options.gateway_env = {{"MEDKOORD_RATE_LIMIT_PER_SECOND", "1000000000"},
                          {"MEDKOORD_RATE_LIMIT_BURST", "1000000000"}};
+  for (const auto& [k, v] : ExtraGatewayEnv()) options.gateway_env[k] = v;
   auto suite = e2e::Suite::Start(options);
   if (!suite.ok()) {
     std::fprintf(stderr, "suite: %s\n", std::string(suite.status().message()).c_str());
@@ -280,14 +288,24 @@ int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
 
 int main(int argc, char** argv) {
   int seconds = 5, concurrency = 16, import_rows = 20000;
+  int tls_runs = 3;  // bit 1: TLS off, bit 2: TLS on
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--seconds=", 0) == 0) (void)absl::SimpleAtoi(a.substr(10), &seconds);
     if (a.rfind("--concurrency=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &concurrency);
     // -1: no import runs; 0: only the fixture.
     if (a.rfind("--import_rows=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &import_rows);
+    // e.g. --gateway_env=MEDKOORD_PROXY_QUEUES=2
+    if (a.rfind("--gateway_env=", 0) == 0 && a.find('=', 14) != std::string::npos) {
+      const size_t eq = a.find('=', 14);
+      ExtraGatewayEnv()[a.substr(14, eq - 14)] = a.substr(eq + 1);
+    }
+    // --tls=off|on: only that half.
+    if (a == "--tls=off") tls_runs = 1;
+    if (a == "--tls=on") tls_runs = 2;
   }
-  int rc = RunOnce(false, concurrency, absl::Seconds(seconds), import_rows);
-  rc |= RunOnce(true, concurrency, absl::Seconds(seconds), import_rows);
+  int rc = 0;
+  if (tls_runs & 1) rc |= RunOnce(false, concurrency, absl::Seconds(seconds), import_rows);
+  if (tls_runs & 2) rc |= RunOnce(true, concurrency, absl::Seconds(seconds), import_rows);
   return rc;
 }

@@ -1,0 +1,39 @@
+// The gateway's own health Check (health.h), read back with the generated
+// grpc.health.v1 messages.
+#include <gtest/gtest.h>
+
+#include "grpc/health/v1/health.pb.h"
+#include "services/gateway/health.h"
+
+namespace medkoord::gateway {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+HealthCheckResponse::ServingStatus StatusOf(const HealthService& health, const std::string& service) {
+  HealthCheckRequest req;
+  req.set_service(service);
+  auto bytes = health.Check(req.SerializeAsString());
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  HealthCheckResponse resp;
+  EXPECT_TRUE(resp.ParseFromString(bytes.value_or("")));
+  return resp.status();
+}
+
+TEST(HealthServiceTest, AnswersTheGatewaysStatusAndNotFoundForNamedServices) {
+  HealthService health;
+  EXPECT_EQ(StatusOf(health, ""), HealthCheckResponse::NOT_SERVING);
+  health.SetServing(true);
+  EXPECT_EQ(StatusOf(health, ""), HealthCheckResponse::SERVING);
+  health.SetServing(false);
+  EXPECT_EQ(StatusOf(health, ""), HealthCheckResponse::NOT_SERVING);
+
+  HealthCheckRequest named;
+  named.set_service("medkoord.intake.v1.Intake");
+  EXPECT_EQ(health.Check(named.SerializeAsString()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(health.Check(std::string("\x0a\x09" "ab", 4)).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace medkoord::gateway
