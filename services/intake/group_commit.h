@@ -32,7 +32,7 @@ namespace medkoord::intake {
 struct GroupCommitOptions {
   size_t max_batch = 64;
   // Batches written at the same time (each holds a database connection).
-  int max_writers = 2;
+  int max_writers = 4;
 };
 
 struct GroupCommitStats {

@@ -3,7 +3,7 @@
 // through a real stub, against the PostgreSQL server given by --db_url.
 //
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
-//                [--writers=2] [--max_batch=64]   the group commit's bounds
+//                [--writers=4] [--max_batch=64]   the group commit's bounds
 //                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
 //   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
 //   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
