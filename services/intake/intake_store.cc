@@ -102,6 +102,31 @@ class PgArray {
   std::string out_ = "{";
 };
 
+// The application columns both batch inserts (submit and import) pass, as
+// array literals in row order.
+struct ApplicationArrays {
+  PgArray case_ref, region, region_ref, submitted_on, drug_name, atc_code, indication, icd10, cancer, marketed_dk,
+      medicinraadet_status, ema_status;
+  void Add(const ApplicationRecord& a) {
+    case_ref.Add(a.case_ref);
+    region.Add(a.region);
+    if (a.region_ref.empty()) {
+      region_ref.AddNull();
+    } else {
+      region_ref.Add(a.region_ref);
+    }
+    submitted_on.Add(csv::FormatIsoDate(a.submitted_on));
+    drug_name.Add(a.drug_name);
+    atc_code.Add(a.atc_code);
+    indication.Add(a.indication);
+    icd10.Add(a.icd10);
+    cancer.Add(a.cancer ? "t" : "f");
+    marketed_dk.Add(a.marketed_dk ? "t" : "f");
+    medicinraadet_status.Add(a.medicinraadet_status);
+    ema_status.Add(a.ema_status);
+  }
+};
+
 // Whether two records hold the same case as the export format shows it.
 // Outcome and decided_on count only when the file states an outcome: a case
 // imported open and decided since is the same case.
@@ -454,30 +479,14 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
 
 std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch) {
   const size_t n = batch.size();
-  PgArray principal, request, case_ref, created, region, region_ref, submitted_on, drug, atc, indication, icd10,
-      cancer, marketed, medicinraadet, ema, note, payload, traceparent;
+  PgArray principal, request, created, note, payload, traceparent;
+  ApplicationArrays app;
   for (const PendingSubmit* p : batch) {
-    const ApplicationRecord& r = p->record;
     principal.Add(p->principal_id);
     request.Add(p->request_id);
-    case_ref.Add(r.case_ref);
     created.Add(p->now_text);
-    region.Add(r.region);
-    if (r.region_ref.empty()) {
-      region_ref.AddNull();
-    } else {
-      region_ref.Add(r.region_ref);
-    }
-    submitted_on.Add(csv::FormatIsoDate(r.submitted_on));
-    drug.Add(r.drug_name);
-    atc.Add(r.atc_code);
-    indication.Add(r.indication);
-    icd10.Add(r.icd10);
-    cancer.Add(r.cancer ? "t" : "f");
-    marketed.Add(r.marketed_dk ? "t" : "f");
-    medicinraadet.Add(r.medicinraadet_status);
-    ema.Add(r.ema_status);
-    note.Add(r.note);
+    app.Add(p->record);
+    note.Add(p->record.note);
     payload.Add(absl::BytesToHexString(p->payload));
     traceparent.Add(p->traceparent);
   }
@@ -490,10 +499,11 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::
     out.assign(n, BatchOutcome());
     std::vector<char> claimed(n, 0), inserted(n, 0);
     for (const pqxx::row& row :
-         tx.exec_prepared("app_submit_batch", principal.Done(), request.Done(), case_ref.Done(), created.Done(),
-                          region.Done(), region_ref.Done(), submitted_on.Done(), drug.Done(), atc.Done(),
-                          indication.Done(), icd10.Done(), cancer.Done(), marketed.Done(), medicinraadet.Done(),
-                          ema.Done(), note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted)) {
+         tx.exec_prepared("app_submit_batch", principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
+                          app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
+                          app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
+                          app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
+                          note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted)) {
       const size_t i = row[0].as<size_t>() - 1;
       if (i >= n) return absl::InternalError("batch statement answered an unknown row");
       claimed[i] = row[1].as<bool>();
@@ -745,25 +755,14 @@ absl::Status IntakeStore::Import(bool validate_only, const std::string& principa
       }
       if (fresh.empty()) return result;
       PgArray seen_refs, seen_lines, seen_digests;
-      PgArray case_ref, region, region_ref, submitted_on, drug_name, atc_code, indication, icd10, cancer,
-          marketed_dk, mr_status, ema_status, outcome, decided_on, state;
+      ApplicationArrays app;
+      PgArray outcome, decided_on, state;
       for (size_t i = 0; i < fresh.size(); ++i) {
         const ApplicationRecord& a = fresh[i]->record;
         seen_refs.Add(a.case_ref);
         seen_lines.Add(std::to_string(fresh[i]->line));
         seen_digests.Add(fresh_digests[i]);
-        case_ref.Add(a.case_ref);
-        region.Add(a.region);
-        if (a.region_ref.empty()) region_ref.AddNull(); else region_ref.Add(a.region_ref);
-        submitted_on.Add(csv::FormatIsoDate(a.submitted_on));
-        drug_name.Add(a.drug_name);
-        atc_code.Add(a.atc_code);
-        indication.Add(a.indication);
-        icd10.Add(a.icd10);
-        cancer.Add(a.cancer ? "t" : "f");
-        marketed_dk.Add(a.marketed_dk ? "t" : "f");
-        mr_status.Add(a.medicinraadet_status);
-        ema_status.Add(a.ema_status);
+        app.Add(a);
         if (a.outcome.empty()) outcome.AddNull(); else outcome.Add(a.outcome);
         if (a.decided_on) decided_on.Add(csv::FormatIsoDate(*a.decided_on)); else decided_on.AddNull();
         state.Add(a.state);
@@ -774,10 +773,11 @@ absl::Status IntakeStore::Import(bool validate_only, const std::string& principa
       // 3. Store what is new; an already stored case_ref (or a region_ref
       //    the region already uses) is left as it is.
       std::unordered_map<std::string, bool> inserted;
-      for (const pqxx::row& r : tx.exec_prepared("app_import", case_ref.Done(), region.Done(), region_ref.Done(),
-                                                  submitted_on.Done(), drug_name.Done(), atc_code.Done(),
-                                                  indication.Done(), icd10.Done(), cancer.Done(),
-                                                  marketed_dk.Done(), mr_status.Done(), ema_status.Done(),
+      for (const pqxx::row& r : tx.exec_prepared("app_import", app.case_ref.Done(), app.region.Done(),
+                                                  app.region_ref.Done(), app.submitted_on.Done(),
+                                                  app.drug_name.Done(), app.atc_code.Done(), app.indication.Done(),
+                                                  app.icd10.Done(), app.cancer.Done(), app.marketed_dk.Done(),
+                                                  app.medicinraadet_status.Done(), app.ema_status.Done(),
                                                   outcome.Done(), decided_on.Done(), state.Done(), principal_id,
                                                   now_text)) {
         inserted[r[0].as<std::string>()] = true;
