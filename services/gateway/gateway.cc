@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/db/migrations.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "services/gateway/api_key.h"
@@ -121,6 +122,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   gw->server_ = builder.BuildAndStart();
   if (!gw->server_ || gw->port_ == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen));
   gw->proxy_->Start();
+  // As every service has it (common/server.cc), for the NOT_SERVING alerts.
+  metrics::DefaultRegistry().AddCallbackGauge("medkoord_serving", "1 while the health status is SERVING",
+                                              {{"service", "gateway"}},
+                                              [serving = gw->serving_] { return serving->load() ? 1.0 : 0.0; });
 
   if (!o.http_listen.empty() || !o.https_listen.empty()) {
     gw->pages_ = std::make_unique<HttpPages>(deps, assessment, [raw] { return raw->ready(); });
@@ -175,6 +180,7 @@ void Gateway::Watch() {
     if (first || now != last) {
       ready_ = now;
       proxy_->health().SetServing(now);
+      serving_->store(now);
       log::Info(now ? "health: SERVING" : "health: NOT_SERVING");
       last = now;
       first = false;
@@ -211,6 +217,7 @@ void Gateway::Shutdown() {
   ready_ = false;
   if (server_) {
     proxy_->health().SetServing(false);
+    serving_->store(false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();
   }

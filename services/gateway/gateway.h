@@ -109,6 +109,9 @@ class Gateway {
   std::unique_ptr<HttpsRelay> https_;
   int port_ = 0;
   std::atomic<bool> ready_{false};
+  // What the health service says, for the medkoord_serving gauge (shared
+  // with the metrics registry, which outlives this object).
+  std::shared_ptr<std::atomic<bool>> serving_ = std::make_shared<std::atomic<bool>>(false);
   std::atomic<bool> migrated_{false};
   std::atomic<bool> shut_down_{false};
   absl::Notification stop_;

@@ -71,17 +71,6 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Runs a command; exit code and stdout.
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 class GatewayE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -654,6 +643,10 @@ TEST_F(GatewayE2ETest, ReflectionHealthAndAdminAnswerWithoutGrpcsOwnPollingThrea
     req.set_service("medkoord.intake.v1.Intake");
     EXPECT_EQ(health->Check(&named, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   }
+
+  // The gateway's health for the NOT_SERVING alerts, as every service has it.
+  EXPECT_THAT(HttpGet(suite_->http_port(), "/metrics", "").second,
+              HasSubstr("medkoord_serving{service=\"gateway\"} 1"));
 
   const pid_t gateway = ChildNamed("gateway");
   ASSERT_GT(gateway, 0);
