@@ -216,7 +216,7 @@ void Gateway::Shutdown() {
   if (watcher_.joinable()) watcher_.join();
   ready_ = false;
   if (server_) {
-    proxy_->health().SetServing(false);
+    proxy_->health().Shutdown();  // health watches end
     serving_->store(false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();

@@ -56,7 +56,7 @@ class ProxyCall {
   // The events of a call. A Tag is what goes through the queue.
   enum class Op {
     kRequested, kDone, kReadFirst, kRead, kWrite, kFinish, kSendMetadata,
-    kUpStart, kUpMetadata, kUpRead, kUpWrite, kUpWritesDone, kUpFinish, kUnaryDone,
+    kUpStart, kUpMetadata, kUpRead, kUpWrite, kUpWritesDone, kUpFinish, kHealthChanged, kUnaryDone,
   };
   struct Tag {
     ProxyCall* call;
@@ -113,8 +113,15 @@ class ProxyCall {
     switch (op) {
       case Op::kRequested: return Begin();
       case Op::kDone:
-        if (ctx_.IsCancelled()) client_ctx_.TryCancel();
+        if (ctx_.IsCancelled()) {
+          client_ctx_.TryCancel();
+          if (watch_) EndWatch(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the caller"));
+        }
         return;
+      case Op::kHealthChanged:
+        if (finishing_) return;
+        watcher_->Arm(cq_, Started(Op::kHealthChanged));
+        return WatchSend();
       case Op::kReadFirst: return ReadFirst(ok);
       case Op::kRead: return Read(ok);
       case Op::kWrite: return Written(ok);
@@ -163,7 +170,9 @@ class ProxyCall {
       return;
     }
     if (method_ == HealthService::kWatch) {
-      return Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "health Watch is not served; use Check"));
+      watch_ = true;
+      stream_.Read(&in_, Started(Op::kRead));
+      return;
     }
     start_ = deps_.clock->Now();
     request_id_ = Find(ctx_.client_metadata(), "x-request-id");
@@ -306,6 +315,7 @@ class ProxyCall {
   void Read(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (reflection_) return ReflectionRead(ok);
     if (health_) return HealthRead(ok);
+    if (watch_) return WatchRead(ok);
     if (finishing_ || upstream_finishing_) return;
     if (!ok) {
       if (!ctx_.IsCancelled()) upstream_->WritesDone(Started(Op::kUpWritesDone));
@@ -320,6 +330,11 @@ class ProxyCall {
 
   // A message has gone to the caller.
   void Written(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (watch_) {
+      watch_writing_ = false;
+      if (!ok) return EndWatch(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return WatchSend();
+    }
     if (reflection_) {
       if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       stream_.Read(&in_, Started(Op::kRead));
@@ -338,6 +353,43 @@ class ProxyCall {
     out_ = grpc::ByteBuffer(&slice, 1);
     finishing_ = true;
     stream_.WriteAndFinish(out_, grpc::WriteOptions(), grpc::Status::OK, Started(Op::kFinish));
+  }
+
+  // Health Watch: the status now, then every change, until the caller
+  // leaves or the gateway shuts down (health.h).
+  void WatchRead(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ok) return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+    absl::StatusOr<std::string> service = HealthService::ServiceOf(BytesOf(in_));
+    if (!service.ok()) return Finish(ToGrpcStatus(service.status()));
+    watch_service_ = *std::move(service);
+    watcher_ = std::make_shared<HealthService::Watcher>();
+    proxy_->health().AddWatcher(watcher_);
+    watcher_->Arm(cq_, Started(Op::kHealthChanged));
+    WatchSend();
+  }
+
+  void WatchSend() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (watch_writing_ || finishing_) return;
+    const int status = proxy_->health().StatusOf(watch_service_);
+    if (status != watch_sent_) {
+      watch_sent_ = status;
+      watch_writing_ = true;
+      grpc::Slice slice(HealthService::Response(status));
+      out_ = grpc::ByteBuffer(&slice, 1);
+      stream_.Write(out_, Started(Op::kWrite));
+      return;
+    }
+    if (proxy_->health().shutting_down()) {
+      EndWatch(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the gateway is shutting down"));
+    }
+  }
+
+  void EndWatch(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (watcher_ != nullptr) {
+      proxy_->health().RemoveWatcher(watcher_.get());
+      watcher_->Wake();  // its alarm's event is the last one it sends this call
+    }
+    Finish(status);
   }
 
   void ReflectionRead(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -433,7 +485,12 @@ class ProxyCall {
   bool admit_ ABSL_GUARDED_BY(mu_) = false;
   bool reflection_ = false;
   bool health_ = false;
+  bool watch_ = false;
   bool started_ = false;
+  std::shared_ptr<HealthService::Watcher> watcher_;
+  std::string watch_service_;
+  int watch_sent_ = 0;  // the last status sent to a watcher
+  bool watch_writing_ = false;
   absl::Time start_;
   std::string method_;
   std::string request_id_;

@@ -666,5 +666,28 @@ TEST_F(GatewayE2ETest, ReflectionHealthAndAdminAnswerWithoutGrpcsOwnPollingThrea
   EXPECT_GT(threads, 1);
 }
 
+// Health Watch, served by the proxy (health.h): the status at once, and at
+// shutdown NOT_SERVING and the end of the stream, without holding the
+// shutdown for its grace period.
+TEST_F(GatewayE2ETest, HealthWatchSendsTheStatusAndEndsAtShutdown) {
+  StartSuite();
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  grpc::health::v1::HealthCheckRequest req;
+  auto watch = health->Watch(&ctx, req);
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  const absl::Time stop = absl::Now();
+  suite_->Stop("gateway");
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(10));
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&resp));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
 }  // namespace
 }  // namespace medkoord::e2e

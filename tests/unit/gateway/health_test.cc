@@ -35,5 +35,19 @@ TEST(HealthServiceTest, AnswersTheGatewaysStatusAndNotFoundForNamedServices) {
   EXPECT_EQ(health.Check(std::string("\x0a\x09" "ab", 4)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(HealthServiceTest, WatchStatusesAndShutdown) {
+  HealthService health;
+  health.SetServing(true);
+  EXPECT_EQ(health.StatusOf(""), HealthService::kServing);
+  EXPECT_EQ(health.StatusOf("medkoord.intake.v1.Intake"), HealthService::kServiceUnknown);
+  HealthCheckResponse resp;
+  ASSERT_TRUE(resp.ParseFromString(HealthService::Response(HealthService::kServiceUnknown)));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+  EXPECT_FALSE(health.shutting_down());
+  health.Shutdown();
+  EXPECT_TRUE(health.shutting_down());
+  EXPECT_EQ(health.StatusOf(""), HealthService::kNotServing);
+}
+
 }  // namespace
 }  // namespace medkoord::gateway
