@@ -101,7 +101,7 @@ int GatewayMain(int argc, char** argv) {
   o.rate_limit_burst = static_cast<double>(config.Int("rate_limit_burst", 200));
   o.proxy.default_deadline = config.Duration("default_deadline", absl::Seconds(30));
   o.proxy.queues = static_cast<int>(config.Int("proxy_queues", 1));
-  o.proxy.threads_per_queue = static_cast<int>(config.Int("proxy_threads_per_queue", 0));
+  o.proxy.threads_per_queue = static_cast<int>(config.Int("proxy_threads_per_queue", 1));
   o.api_key_cache_ttl = config.Duration("api_key_cache_ttl", absl::Seconds(5));
   const std::string cert_file = config.String("tls_cert_file", "");
   const std::string key_file = config.String("tls_key_file", "");

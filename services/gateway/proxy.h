@@ -44,11 +44,15 @@ struct ProxyOptions {
   absl::Duration default_deadline = absl::Seconds(30);
   // Lifetime of the signed principal sent to the backend (checked at call start).
   absl::Duration principal_ttl = absl::Seconds(60);
-  // Completion queues and threads per queue; 0: one queue, one thread per
-  // core. A thread that polls an event for its own queue handles it; one
-  // for another queue's thread costs a wake-up.
+  // Completion queues and threads per queue (0: one per core). A thread
+  // that polls an event handles it itself; with a second thread on the
+  // queue, the two hand the polling over to each other at every event (a
+  // wake-up each), and an event for another queue's thread costs one too.
+  // On the 2-core bench machine one queue with one thread was best at
+  // concurrency 1 and 16 (docs/BENCHMARKS.md, "Gateway"); the thread never
+  // blocks (key lookups and GatewayAdmin run on their own threads).
   int queues = 1;
-  int threads_per_queue = 0;
+  int threads_per_queue = 1;
 };
 
 // Everything a call needs, owned by main and outliving the server.
