@@ -140,6 +140,8 @@ void PrintBatches(const medkoord::intake::IntakeStore& store) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in the service processes (common/service_main.cc): no deadlock graph.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto args = Args(argc, argv);
   const std::string url = args["db_url"];
   const std::string mode = args.count("mode") ? args["mode"] : "submit";
