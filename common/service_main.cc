@@ -49,7 +49,7 @@ class TracePropagatorFactory final : public grpc::experimental::ClientIntercepto
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes) {
+grpc::ChannelArguments InternalChannelArguments(int max_message_bytes) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
@@ -59,10 +59,14 @@ std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int m
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes) {
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<TracePropagatorFactory>());
-  return grpc::experimental::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
-                                                                std::move(interceptors));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), InternalChannelArguments(max_message_bytes), std::move(interceptors));
 }
 
 int RunService(int argc, char** argv, const ServiceDefinition& def) {

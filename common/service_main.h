@@ -78,4 +78,10 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition);
 // metadata, unless the caller set one itself.
 std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int max_message_bytes = 16 << 20);
 
+// The channel settings InternalChannel uses (keepalive, quick reconnects,
+// message limits), for a caller that builds its own channel: the gateway's
+// proxy sets traceparent on every call itself and takes them without the
+// trace interceptor.
+grpc::ChannelArguments InternalChannelArguments(int max_message_bytes = 16 << 20);
+
 }  // namespace medkoord

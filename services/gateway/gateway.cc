@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/server.h"
+#include "common/service_main.h"
 #include "common/status.h"
 #include "services/gateway/api_key.h"
 #include "services/gateway/server_reflection.h"
@@ -41,15 +42,8 @@ std::shared_ptr<grpc::ServerCredentials> ListenerCredentials(const GatewayOption
 // an interceptor puts every batch of every call through gRPC's interception
 // machinery (allocations and indirect calls on the hot path).
 std::shared_ptr<grpc::Channel> BackendChannel(const std::string& address, int max_message_bytes) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  args.SetMaxReceiveMessageSize(max_message_bytes);
-  args.SetMaxSendMessageSize(max_message_bytes);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   InternalChannelArguments(max_message_bytes));
 }
 
 sigset_t ShutdownSignals() {
