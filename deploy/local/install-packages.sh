@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages that building, testing and running medkoord
 # need, if any is missing. Used by tests/run.sh and deploy/local/up.sh, so that
 # both work as written on a fresh Debian 12 machine. Non-interactive.
+#
+#   install-packages.sh              the packages below
+#   install-packages.sh PKG ...      these packages instead (tests/fuzz/build.sh: clang-14)
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +17,7 @@ PACKAGES=(
   openssl
   chromium
 )
+[ "$#" -gt 0 ] && PACKAGES=("$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -4,7 +4,7 @@
 # Only the fuzz targets and the small libraries of the code under test are
 # compiled (tests/fuzz/CMakeLists.txt), through ccache when it is installed.
 # Installs clang-14 and the libFuzzer runtime first when they are missing
-# (Debian 12 packages, as deploy/local/install-packages.sh does for the rest).
+# (Debian 12 packages, with deploy/local/install-packages.sh).
 #
 #   tests/fuzz/build.sh [target ...]      default: every target in CMakeLists.txt
 #   MEDKOORD_FUZZ_BUILD=<dir>             build folder, default <repo>/build-fuzz
@@ -21,22 +21,8 @@ have_fuzzer_runtime() {
   ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1
 }
 if ! command -v clang++-14 >/dev/null || ! have_fuzzer_runtime; then
-  pkgs=(clang-14 libclang-rt-14-dev llvm-14)
-  echo "build.sh: installing ${pkgs[*]}"
-  sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-      sudo=(sudo -n)
-    else
-      echo "build.sh: clang-14 or libFuzzer missing and not root; run as root:" >&2
-      echo "  apt-get update && apt-get install -y ${pkgs[*]}" >&2
-      exit 1
-    fi
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q </dev/null >/dev/null &&
-    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null >/dev/null || {
-    echo "build.sh: could not install ${pkgs[*]}" >&2
+  bash "$root/deploy/local/install-packages.sh" clang-14 libclang-rt-14-dev llvm-14 || {
+    echo "build.sh: could not install clang-14 and the libFuzzer runtime" >&2
     exit 1
   }
 fi
