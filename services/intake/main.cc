@@ -6,6 +6,7 @@
 #include "services/intake/intake_service.h"
 #include "services/intake/intake_store.h"
 #include "services/intake/migrations.h"
+#include "services/intake/submit_settings.h"
 
 int main(int argc, char** argv) {
   return medkoord::RunService(
@@ -15,8 +16,10 @@ int main(int argc, char** argv) {
        .prepare = medkoord::intake::IntakeStore::Prepare,
        .build = [](medkoord::ServiceContext& ctx) -> absl::StatusOr<medkoord::ServiceParts> {
          const std::string assessment_addr = ctx.config.String("assessment_addr");
+         auto batching = medkoord::intake::ReadSubmitBatching(ctx.config, ctx.pool.stats().size);
+         if (!batching.ok()) return batching.status();
          medkoord::ServiceParts parts;
-         auto store = std::make_shared<medkoord::intake::IntakeStore>(ctx.pool);
+         auto store = std::make_shared<medkoord::intake::IntakeStore>(ctx.pool, *batching);
          parts.services.push_back(std::make_unique<medkoord::intake::IntakeService>(*store, ctx.signer, ctx.clock));
          parts.services.push_back(
              std::make_unique<medkoord::intake::IntakeInternalService>(*store, ctx.signer, ctx.clock));

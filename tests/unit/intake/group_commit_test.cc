@@ -1,6 +1,8 @@
 #include "services/intake/group_commit.h"
+#include "services/intake/submit_settings.h"
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -170,6 +172,41 @@ TEST(IntakeGroupCommitTest, StartReturnsAtOnceAndDoneGetsTheCallsOwnResult) {
   size_t total = 0;
   for (const auto& b : r.batches()) total += b.size();
   EXPECT_EQ(total, 5u);
+}
+
+absl::StatusOr<GroupCommitOptions> ReadBatching(std::vector<std::string> flags,
+                                                std::map<std::string, std::string> env, int pool_size) {
+  Config config(std::move(flags), std::move(env));
+  absl::StatusOr<GroupCommitOptions> options = ReadSubmitBatching(config, pool_size);
+  absl::Status finished = config.Finish();
+  if (!finished.ok()) return finished;
+  return options;
+}
+
+TEST(SubmitSettingsTest, DefaultsFlagsAndEnvironment) {
+  absl::StatusOr<GroupCommitOptions> d = ReadBatching({}, {}, 8);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->max_writers, 4);
+  EXPECT_EQ(d->max_batch, 64u);
+  // A small pool gets fewer writers: half of it, at least one.
+  EXPECT_EQ(ReadBatching({}, {}, 4)->max_writers, 2);
+  EXPECT_EQ(ReadBatching({}, {}, 1)->max_writers, 1);
+  absl::StatusOr<GroupCommitOptions> s =
+      ReadBatching({"--submit_writers=7"}, {{"MEDKOORD_SUBMIT_MAX_BATCH", "200"}}, 16);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->max_writers, 7);
+  EXPECT_EQ(s->max_batch, 200u);
+}
+
+TEST(SubmitSettingsTest, WritersAreBoundedByThePoolAndBatchesBySize) {
+  absl::StatusOr<GroupCommitOptions> s = ReadBatching({"--submit_writers=9", "--submit_max_batch=0"}, {}, 8);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr("--submit_writers must be between 1 and --db_pool_size (8), got 9"));
+  EXPECT_THAT(s.status().message(), ::testing::HasSubstr("--submit_max_batch must be between 1 and 1000, got 0"));
+  EXPECT_FALSE(ReadBatching({"--submit_writers=0"}, {}, 8).ok());
+  EXPECT_TRUE(ReadBatching({"--submit_writers=8"}, {}, 8).ok());
+  EXPECT_FALSE(ReadBatching({"--submit_max_batch=1001"}, {}, 8).ok());
 }
 
 }  // namespace
