@@ -102,6 +102,7 @@ int GatewayMain(int argc, char** argv) {
   o.proxy.default_deadline = config.Duration("default_deadline", absl::Seconds(30));
   o.proxy.queues = static_cast<int>(config.Int("proxy_queues", 1));
   o.proxy.threads_per_queue = static_cast<int>(config.Int("proxy_threads_per_queue", 1));
+  o.proxy.busy_poll = config.Duration("proxy_busy_poll", absl::ZeroDuration());
   o.api_key_cache_ttl = config.Duration("api_key_cache_ttl", absl::Seconds(5));
   const std::string cert_file = config.String("tls_cert_file", "");
   const std::string key_file = config.String("tls_key_file", "");
@@ -140,6 +141,9 @@ int GatewayMain(int argc, char** argv) {
     } else {
       o.cert_map = *std::move(map);
     }
+  }
+  if (o.proxy.busy_poll < absl::ZeroDuration() || o.proxy.busy_poll > absl::Milliseconds(10)) {
+    problems.push_back("config: --proxy_busy_poll must be between 0 (off) and 10ms");
   }
   if (bootstrap && roles.empty()) problems.push_back("config: --roles is required with --create_api_key");
   if (!problems.empty()) {

@@ -592,12 +592,33 @@ void Proxy::Start() {
                               ? options_.threads_per_queue
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < per_queue; ++i) {
-      threads_.emplace_back([cq = cq.get()] {
-        void* tag = nullptr;
-        bool ok = false;
-        while (cq->Next(&tag, &ok)) ProxyCall::Handle(tag, ok);
-      });
+      threads_.emplace_back([this, cq = cq.get()] { Serve(cq); });
     }
+  }
+}
+
+void Proxy::Serve(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  if (options_.busy_poll <= absl::ZeroDuration()) {
+    while (cq->Next(&tag, &ok)) ProxyCall::Handle(tag, ok);
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto window = absl::ToChronoNanoseconds(options_.busy_poll);
+  auto poll_until = Clock::time_point::min();
+  for (;;) {
+    if (Clock::now() < poll_until && in_flight_.load(std::memory_order_relaxed) <= kBusyPollMaxInFlight) {
+      // A zero deadline polls the sockets (epoll_wait with no timeout) and
+      // returns at once.
+      const auto next = cq->AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+      if (next == grpc::CompletionQueue::TIMEOUT) continue;
+      if (next == grpc::CompletionQueue::SHUTDOWN) return;
+    } else if (!cq->Next(&tag, &ok)) {
+      return;
+    }
+    ProxyCall::Handle(tag, ok);
+    poll_until = Clock::now() + window;
   }
 }
 
@@ -616,11 +637,13 @@ void Proxy::Stop() {
 void Proxy::CallStarted() {
   absl::MutexLock lock(&live_mu_);
   ++live_;
+  in_flight_.store(live_, std::memory_order_relaxed);
 }
 
 void Proxy::CallEnded() {
   absl::MutexLock lock(&live_mu_);
   --live_;
+  in_flight_.store(live_, std::memory_order_relaxed);
 }
 
 std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {

@@ -53,7 +53,22 @@ struct ProxyOptions {
   // blocks (key lookups and GatewayAdmin run on their own threads).
   int queues = 1;
   int threads_per_queue = 1;
+  // Busy polling: after handling an event, a proxy thread keeps polling its
+  // queue without sleeping for this long, as long as at most
+  // kBusyPollMaxInFlight calls are in flight. Zero (the default) turns it off.
+  // On a virtual machine a thread that sleeps in epoll_wait costs a wake-up of
+  // an idle vCPU when the next event comes (tens of microseconds, twice per
+  // proxied call); polling through the short wait for the backend's answer
+  // and for a closed-loop caller's next request removes both, at the price of
+  // up to one core while traffic is light. With many calls in flight events
+  // come back to back anyway and polling would only take CPU from whatever
+  // shares the node, so it stops there. Meant for a gateway with a core of
+  // its own (docs/OPERATIONS.md, docs/BENCHMARKS.md "Gateway").
+  absl::Duration busy_poll = absl::ZeroDuration();
 };
+
+// Busy polling pauses above this many calls in flight (ProxyOptions::busy_poll).
+inline constexpr int kBusyPollMaxInFlight = 4;
 
 // Everything a call needs, owned by main and outliving the server.
 struct ProxyDeps {
@@ -126,6 +141,11 @@ class Proxy final {
   std::atomic<bool> stopped_{false};
   absl::Mutex live_mu_;
   int live_ ABSL_GUARDED_BY(live_mu_) = 0;  // calls started and not yet deleted
+  std::atomic<int> in_flight_{0};           // live_, read without the lock by busy polling
+
+  // One proxy thread: takes events off `cq` and handles them until the queue
+  // is shut down, polling without sleeping as options_.busy_poll says.
+  void Serve(grpc::ServerCompletionQueue* cq);
   std::map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_;
   std::map<const MethodRoute*, std::unique_ptr<RouteState>> routes_;
 };

@@ -8,11 +8,13 @@
 
 #include <dirent.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <pqxx/pqxx>
@@ -669,6 +671,81 @@ TEST_F(GatewayE2ETest, ReflectionHealthAndAdminAnswerWithoutGrpcsOwnPollingThrea
 // Health Watch, served by the proxy (health.h): the status at once, and at
 // shutdown NOT_SERVING and the end of the stream, without holding the
 // shutdown for its grace period.
+// CPU time (user + system) the process has used so far.
+absl::Duration ProcessCpu(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  // Fields 3..13 come before utime (14) and stime (15).
+  for (int i = 3; i <= 13 && rest >> field; ++i) {
+  }
+  rest >> utime >> stime;
+  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
+}
+
+// proxy_busy_poll: concurrent unary calls and a server stream are proxied as
+// without it, polling stops when the traffic stops (an idle gateway uses no
+// CPU), and a graceful stop is not held up by a polling thread.
+TEST_F(GatewayE2ETest, BusyPollingProxiesEveryCallAndStopsPollingWhenIdle) {
+  StartSuite({.gateway_env = {{"MEDKOORD_PROXY_BUSY_POLL", "2ms"},
+                               {"MEDKOORD_RATE_LIMIT_PER_SECOND", "100000"},
+                               {"MEDKOORD_RATE_LIMIT_BURST", "100000"}}});
+  const std::string key = Key("syddanmark-it", "region", "syddanmark");
+  auto intake = iv1::Intake::NewStub(channel_);
+  iv1::SubmitApplicationRequest submit;
+  submit.set_request_id("busy-1");
+  *submit.mutable_application() = SyddanmarkCase("BUSY-0001");
+  iv1::Application created;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, key);
+    grpc::Status s = intake->SubmitApplication(&ctx, submit, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // Few calls in flight (polling) and more than kBusyPollMaxInFlight (not).
+  for (const int clients : {1, 8}) {
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 50; ++i) {
+          grpc::ClientContext ctx;
+          Authorize(ctx, key);
+          ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+          iv1::GetApplicationRequest req;
+          req.set_name(created.name());
+          iv1::Application out;
+          if (intake->GetApplication(&ctx, req, &out).ok() && out.name() == created.name()) ++ok;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), clients * 50) << clients << " clients";
+  }
+  // A server stream still ends with the gateway's deadline.
+  const std::string taskforce = Key("e2e-taskforce", "task_force");
+  CallResult watch = CallGeneric(*channel_, "/medkoord.shortage.v1.Shortage/WatchShortages", taskforce, "",
+                                 absl::Milliseconds(300), false);
+  EXPECT_EQ(watch.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  // Idle: a polling thread would use a whole core (about 1 s of CPU per
+  // second); the gateway's background work (audit flush, metrics) is far
+  // below the bound.
+  const pid_t gateway = ChildNamed("gateway");
+  ASSERT_GT(gateway, 0);
+  absl::SleepFor(absl::Milliseconds(100));
+  const absl::Duration before = ProcessCpu(gateway);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_LT(ProcessCpu(gateway) - before, absl::Milliseconds(300));
+
+  const absl::Time stop = absl::Now();
+  suite_->Stop("gateway");
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(10));
+}
+
 TEST_F(GatewayE2ETest, HealthWatchSendsTheStatusAndEndsAtShutdown) {
   StartSuite();
   auto health = grpc::health::v1::Health::NewStub(channel_);

@@ -8,7 +8,7 @@
 // gateway. Next to them, pass-through floor proxies (floor_proxy.cc) show
 // what one extra loopback gRPC hop costs with no gateway logic at all.
 //
-//   gateway_bench [--seconds=5] [--concurrency=16] [--import_rows=20000]
+//   gateway_bench [--seconds=5] [--rounds=2] [--concurrency=16] [--import_rows=20000]
 //                 [--tls=off|on] [--gateway_env=MEDKOORD_NAME=VALUE ...]
 #include <signal.h>
 #include <sys/prctl.h>
@@ -152,11 +152,32 @@ ImportResult Import(std::shared_ptr<grpc::Channel> channel, const std::string& c
   return r;
 }
 
-void Print(const char* what, bool tls, int concurrency, const Result& d, const Result& g) {
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// One line per path: the medians over the rounds of each round's figures, so
+// that one disturbed round (a shared machine) does not move the result, and
+// the range of the per-round added median and ratio next to them.
+void Print(const char* what, bool tls, int concurrency, const std::vector<Result>& d, const std::vector<Result>& g) {
+  std::vector<double> dc, dm, dp, gc, gm, gp, ratio, added;
+  int d_errors = 0, g_errors = 0;
+  for (size_t i = 0; i < d.size() && i < g.size(); ++i) {
+    dc.push_back(d[i].calls_per_s), dm.push_back(d[i].median_us), dp.push_back(d[i].p99_us);
+    gc.push_back(g[i].calls_per_s), gm.push_back(g[i].median_us), gp.push_back(g[i].p99_us);
+    ratio.push_back(d[i].calls_per_s > 0 ? g[i].calls_per_s / d[i].calls_per_s : 0);
+    added.push_back(g[i].median_us - d[i].median_us);
+    d_errors += d[i].errors, g_errors += g[i].errors;
+  }
+  const auto [rmin, rmax] = std::minmax_element(ratio.begin(), ratio.end());
+  const auto [amin, amax] = std::minmax_element(added.begin(), added.end());
   std::printf("%-22s TLS %-3s c=%-2d: direct %.0f calls/s (median %.0f us, p99 %.0f us), "
-              "via %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f; added median %.0f us; errors %d/%d\n",
-              what, tls ? "on" : "off", concurrency, d.calls_per_s, d.median_us, d.p99_us, g.calls_per_s, g.median_us,
-              g.p99_us, g.calls_per_s / d.calls_per_s, g.median_us - d.median_us, d.errors, g.errors);
+              "via %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f [%.2f..%.2f]; added median %.0f us "
+              "[%.0f..%.0f]; %zu rounds; errors %d/%d\n",
+              what, tls ? "on" : "off", concurrency, Median(dc), Median(dm), Median(dp), Median(gc), Median(gm),
+              Median(gp), Median(ratio), *rmin, *rmax, Median(added), *amin, *amax, ratio.size(), d_errors, g_errors);
   std::fflush(stdout);
 }
 
@@ -166,7 +187,7 @@ std::map<std::string, std::string>& ExtraGatewayEnv() {
   return *env;
 }
 
-int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
+int RunOnce(bool tls, int concurrency, absl::Duration length, int rounds, int import_rows) {
   e2e::SuiteOptions options;
   options.tls = tls;
   options.gateway_env = {{"MEDKOORD_RATE_LIMIT_PER_SECOND", "1000000000"},
@@ -222,24 +243,17 @@ int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
     }
   }
 
-  // Direct and each proxied path alternate twice so drift on a shared machine
-  // hits all of them.
-  Result d[2], g[2];
-  std::map<std::string, Result> f[2];
-  for (int round = 0; round < 2; ++round) {
-    d[round] = Drive(direct, created.name(), concurrency, length, sign);
-    g[round] = Drive(gateway, created.name(), concurrency, length, keyed);
-    for (auto& [mode, channel] : floors) f[round][mode] = Drive(channel, created.name(), concurrency, length, sign);
+  // Direct and each proxied path alternate, round after round, so drift on
+  // a shared machine hits all of them.
+  std::vector<Result> d, g;
+  std::map<std::string, std::vector<Result>> f;
+  for (int round = 0; round < rounds; ++round) {
+    d.push_back(Drive(direct, created.name(), concurrency, length, sign));
+    g.push_back(Drive(gateway, created.name(), concurrency, length, keyed));
+    for (auto& [mode, channel] : floors) f[mode].push_back(Drive(channel, created.name(), concurrency, length, sign));
   }
-  auto avg = [](const Result& x, const Result& y) {
-    return Result{(x.calls_per_s + y.calls_per_s) / 2, (x.median_us + y.median_us) / 2, (x.p99_us + y.p99_us) / 2,
-                  x.errors + y.errors};
-  };
-  const Result dd = avg(d[0], d[1]);
-  Print("gateway", tls, concurrency, dd, avg(g[0], g[1]));
-  for (auto& [mode, channel] : floors) {
-    Print(absl::StrCat("floor proxy (", mode, ")").c_str(), tls, concurrency, dd, avg(f[0][mode], f[1][mode]));
-  }
+  Print("gateway", tls, concurrency, d, g);
+  for (auto& [mode, channel] : floors) Print(absl::StrCat("floor proxy (", mode, ")").c_str(), tls, concurrency, d, f[mode]);
   if (import_rows < 0) return 0;
 
   // Streaming import (client streaming, CSV chunks) straight to intake and
@@ -287,12 +301,13 @@ int RunOnce(bool tls, int concurrency, absl::Duration length, int import_rows) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int seconds = 5, concurrency = 16, import_rows = 20000;
+  int seconds = 5, concurrency = 16, import_rows = 20000, rounds = 2;
   int tls_runs = 3;  // bit 1: TLS off, bit 2: TLS on
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--seconds=", 0) == 0) (void)absl::SimpleAtoi(a.substr(10), &seconds);
     if (a.rfind("--concurrency=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &concurrency);
+    if (a.rfind("--rounds=", 0) == 0) (void)absl::SimpleAtoi(a.substr(9), &rounds);
     // -1: no import runs; 0: only the fixture.
     if (a.rfind("--import_rows=", 0) == 0) (void)absl::SimpleAtoi(a.substr(14), &import_rows);
     // e.g. --gateway_env=MEDKOORD_PROXY_QUEUES=2
@@ -305,7 +320,7 @@ int main(int argc, char** argv) {
     if (a == "--tls=on") tls_runs = 2;
   }
   int rc = 0;
-  if (tls_runs & 1) rc |= RunOnce(false, concurrency, absl::Seconds(seconds), import_rows);
-  if (tls_runs & 2) rc |= RunOnce(true, concurrency, absl::Seconds(seconds), import_rows);
+  if (tls_runs & 1) rc |= RunOnce(false, concurrency, absl::Seconds(seconds), std::max(rounds, 1), import_rows);
+  if (tls_runs & 2) rc |= RunOnce(true, concurrency, absl::Seconds(seconds), std::max(rounds, 1), import_rows);
   return rc;
 }
