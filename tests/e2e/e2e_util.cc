@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <pqxx/pqxx>
@@ -150,6 +152,20 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+absl::Duration ProcessCpu(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return absl::ZeroDuration();
+  // "pid (comm) state ..." with utime and stime the 14th and 15th fields;
+  // comm may contain spaces, so count from the closing parenthesis.
+  std::istringstream rest(line.substr(line.rfind(')') + 1));
+  std::string skip;
+  for (int field = 3; field <= 13; ++field) rest >> skip;
+  long long utime = 0, stime = 0;
+  rest >> utime >> stime;
+  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace medkoord::e2e

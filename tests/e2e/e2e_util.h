@@ -2,6 +2,8 @@
 // Helpers shared by the end-to-end tests: generic calls by method name with
 // an empty or given request, and a snapshot of every service's stored rows.
 
+#include <sys/types.h>
+
 #include <map>
 #include <string>
 
@@ -37,6 +39,9 @@ std::pair<int, std::string> HttpGet(int port, const std::string& path, const std
 
 // `s` single-quoted for sh.
 std::string ShellQuote(const std::string& s);
+
+// CPU time (user + system) process `pid` has used so far; zero if it is gone.
+absl::Duration ProcessCpu(pid_t pid);
 
 // Runs `command` with sh; its exit code (-1 when it did not exit) and stdout.
 std::pair<int, std::string> RunCommand(const std::string& command);

@@ -671,21 +671,6 @@ TEST_F(GatewayE2ETest, ReflectionHealthAndAdminAnswerWithoutGrpcsOwnPollingThrea
 // Health Watch, served by the proxy (health.h): the status at once, and at
 // shutdown NOT_SERVING and the end of the stream, without holding the
 // shutdown for its grace period.
-// CPU time (user + system) the process has used so far.
-absl::Duration ProcessCpu(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  long long utime = 0, stime = 0;
-  // Fields 3..13 come before utime (14) and stime (15).
-  for (int i = 3; i <= 13 && rest >> field; ++i) {
-  }
-  rest >> utime >> stime;
-  return absl::Seconds(static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK));
-}
-
 // proxy_busy_poll: concurrent unary calls and a server stream are proxied as
 // without it, polling stops when the traffic stops (an idle gateway uses no
 // CPU), and a graceful stop is not held up by a polling thread.

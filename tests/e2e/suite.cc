@@ -298,6 +298,13 @@ absl::Status Suite::LoadDemoData(const std::string& api_key) const {
   return absl::OkStatus();
 }
 
+pid_t Suite::pid(const std::string& name) const {
+  for (const Process& p : processes_) {
+    if (p.name == name) return p.pid;
+  }
+  return -1;
+}
+
 void Suite::Stop(const std::string& name) { SignalAndReap(name, SIGTERM); }
 
 void Suite::Kill(const std::string& name) { SignalAndReap(name, SIGKILL); }

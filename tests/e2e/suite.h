@@ -66,6 +66,10 @@ class Suite {
   // local suite's demo key). The loaders' output goes to dir()/demo.log.
   absl::Status LoadDemoData(const std::string& api_key) const;
 
+  // The process id of one of the suite's processes ("gateway"), -1 if it is
+  // not running.
+  pid_t pid(const std::string& name) const;
+
   // Stops one process with SIGTERM and waits for it.
   void Stop(const std::string& name);
   // Kills one process with SIGKILL (a crash: no graceful shutdown, in-flight

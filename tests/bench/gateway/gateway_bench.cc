@@ -26,9 +26,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/principal.h"
 #include "medkoord/intake/v1/intake.grpc.pb.h"
+#include "tests/e2e/e2e_util.h"
 #include "tests/e2e/suite.h"
 
 namespace {
@@ -41,6 +43,7 @@ struct Result {
   double median_us = 0;
   double p99_us = 0;
   int errors = 0;
+  double cpu_us_per_call = 0;  // of the proxy process, when measured
 };
 
 template <typename Prepare>
@@ -162,22 +165,24 @@ double Median(std::vector<double> v) {
 // that one disturbed round (a shared machine) does not move the result, and
 // the range of the per-round added median and ratio next to them.
 void Print(const char* what, bool tls, int concurrency, const std::vector<Result>& d, const std::vector<Result>& g) {
-  std::vector<double> dc, dm, dp, gc, gm, gp, ratio, added;
+  std::vector<double> dc, dm, dp, gc, gm, gp, ratio, added, cpu;
   int d_errors = 0, g_errors = 0;
   for (size_t i = 0; i < d.size() && i < g.size(); ++i) {
     dc.push_back(d[i].calls_per_s), dm.push_back(d[i].median_us), dp.push_back(d[i].p99_us);
     gc.push_back(g[i].calls_per_s), gm.push_back(g[i].median_us), gp.push_back(g[i].p99_us);
     ratio.push_back(d[i].calls_per_s > 0 ? g[i].calls_per_s / d[i].calls_per_s : 0);
     added.push_back(g[i].median_us - d[i].median_us);
+    cpu.push_back(g[i].cpu_us_per_call);
     d_errors += d[i].errors, g_errors += g[i].errors;
   }
   const auto [rmin, rmax] = std::minmax_element(ratio.begin(), ratio.end());
   const auto [amin, amax] = std::minmax_element(added.begin(), added.end());
   std::printf("%-22s TLS %-3s c=%-2d: direct %.0f calls/s (median %.0f us, p99 %.0f us), "
               "via %.0f calls/s (median %.0f us, p99 %.0f us); ratio %.2f [%.2f..%.2f]; added median %.0f us "
-              "[%.0f..%.0f]; %zu rounds; errors %d/%d\n",
+              "[%.0f..%.0f]; %zu rounds; errors %d/%d%s\n",
               what, tls ? "on" : "off", concurrency, Median(dc), Median(dm), Median(dp), Median(gc), Median(gm),
-              Median(gp), Median(ratio), *rmin, *rmax, Median(added), *amin, *amax, ratio.size(), d_errors, g_errors);
+              Median(gp), Median(ratio), *rmin, *rmax, Median(added), *amin, *amax, ratio.size(), d_errors, g_errors,
+              Median(cpu) > 0 ? absl::StrFormat("; proxy CPU %.0f us per call", Median(cpu)).c_str() : "");
   std::fflush(stdout);
 }
 
@@ -249,7 +254,14 @@ int RunOnce(bool tls, int concurrency, absl::Duration length, int rounds, int im
   std::map<std::string, std::vector<Result>> f;
   for (int round = 0; round < rounds; ++round) {
     d.push_back(Drive(direct, created.name(), concurrency, length, sign));
+    const absl::Duration cpu_before = e2e::ProcessCpu((*suite)->pid("gateway"));
     g.push_back(Drive(gateway, created.name(), concurrency, length, keyed));
+    // The warm-up second is in the CPU time but not in the calls counted.
+    const double calls = g.back().calls_per_s * (absl::ToDoubleSeconds(length) + 1);
+    if (calls > 0) {
+      g.back().cpu_us_per_call =
+          absl::ToDoubleMicroseconds(e2e::ProcessCpu((*suite)->pid("gateway")) - cpu_before) / calls;
+    }
     for (auto& [mode, channel] : floors) f[mode].push_back(Drive(channel, created.name(), concurrency, length, sign));
   }
   Print("gateway", tls, concurrency, d, g);
