@@ -73,6 +73,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// A valid application of Region Syddanmark (defined below).
+iv1::Application SyddanmarkCase(const std::string& case_ref);
+
 class GatewayE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,6 +99,19 @@ class GatewayE2ETest : public ::testing::Test {
     auto key = suite_->CreateKey(principal, roles, region);
     EXPECT_TRUE(key.ok()) << key.status();
     return key.ok() ? *key : "";
+  }
+
+  // Submits SyddanmarkCase(case_ref) through the gateway with `key`.
+  iv1::Application SubmitSyddanmarkCase(const std::string& key, const std::string& case_ref) {
+    iv1::SubmitApplicationRequest submit;
+    submit.set_request_id(absl::StrCat("submit-", case_ref));
+    *submit.mutable_application() = SyddanmarkCase(case_ref);
+    iv1::Application created;
+    grpc::ClientContext ctx;
+    Authorize(ctx, key);
+    grpc::Status s = iv1::Intake::NewStub(channel_)->SubmitApplication(&ctx, submit, &created);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return created;
   }
 
   std::unique_ptr<Suite> suite_;
@@ -680,16 +696,8 @@ TEST_F(GatewayE2ETest, BusyPollingProxiesEveryCallAndStopsPollingWhenIdle) {
                                {"MEDKOORD_RATE_LIMIT_BURST", "100000"}}});
   const std::string key = Key("syddanmark-it", "region", "syddanmark");
   auto intake = iv1::Intake::NewStub(channel_);
-  iv1::SubmitApplicationRequest submit;
-  submit.set_request_id("busy-1");
-  *submit.mutable_application() = SyddanmarkCase("BUSY-0001");
-  iv1::Application created;
-  {
-    grpc::ClientContext ctx;
-    Authorize(ctx, key);
-    grpc::Status s = intake->SubmitApplication(&ctx, submit, &created);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  const iv1::Application created = SubmitSyddanmarkCase(key, "BUSY-0001");
+  ASSERT_FALSE(created.name().empty());
   // Few calls in flight (polling) and more than kBusyPollMaxInFlight (not).
   for (const int clients : {1, 8}) {
     std::atomic<int> ok{0};
