@@ -32,6 +32,51 @@ const char* LevelName(Level level) {
   return "info";
 }
 
+constexpr nlohmann::json::error_handler_t kReplaceInvalidUtf8 = nlohmann::json::error_handler_t::replace;
+
+std::string Timestamp() { return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()); }
+
+void Emit(std::string& text) {
+  text.push_back('\n');
+  State& s = GlobalState();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+// Appends `value` as a JSON string exactly as nlohmann::json's dump (UTF-8
+// kept, invalid UTF-8 replaced) writes it: ASCII is escaped here, anything
+// else is left to nlohmann.
+void AppendString(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      out += nlohmann::json(std::string(value)).dump(-1, ' ', false, kReplaceInvalidUtf8);
+      return;
+    }
+  }
+  out.push_back('"');
+  for (char c : value) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned>(c));
+          out += escaped;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
 }  // namespace
 
 void Init(std::string service_name, Level min_level) {
@@ -45,7 +90,7 @@ void Write(Level level, std::string_view msg, const Fields& fields) {
   State& s = GlobalState();
   if (level < s.min_level) return;
   nlohmann::json line = nlohmann::json::object();
-  line["ts"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+  line["ts"] = Timestamp();
   line["level"] = LevelName(level);
   line["service"] = s.service;
   line["msg"] = msg;
@@ -54,11 +99,36 @@ void Write(Level level, std::string_view msg, const Fields& fields) {
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
   }
   // Invalid UTF-8 in a field must not throw out of the logger.
-  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  text.push_back('\n');
-  std::lock_guard<std::mutex> lock(s.mu);
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
+  std::string text = line.dump(-1, ' ', false, kReplaceInvalidUtf8);
+  Emit(text);
+}
+
+void RpcLine(std::string_view method, std::string_view code, double latency_ms, std::string_view request_id,
+             std::string_view principal, std::string_view traceparent) {
+  State& s = GlobalState();
+  if (Level::kInfo < s.min_level) return;
+  // The keys in the order Write gives them (a JSON object's keys sorted).
+  std::string text = "{\"code\":";
+  text.reserve(320);
+  AppendString(text, code);
+  text += ",\"latency_ms\":";
+  text += nlohmann::json(latency_ms).dump();
+  text += ",\"level\":\"info\",\"method\":";
+  AppendString(text, method);
+  text += ",\"msg\":\"rpc\",\"principal\":";
+  AppendString(text, principal);
+  text += ",\"request_id\":";
+  AppendString(text, request_id);
+  text += ",\"service\":";
+  AppendString(text, s.service);
+  if (!traceparent.empty()) {
+    text += ",\"traceparent\":";
+    AppendString(text, traceparent);
+  }
+  text += ",\"ts\":\"";
+  text += Timestamp();
+  text += "\"}";
+  Emit(text);
 }
 
 ScopedTrace::ScopedTrace(std::string traceparent) : previous_(std::move(current_trace)) {

@@ -25,6 +25,14 @@ inline void Warn(std::string_view msg, const Fields& f = Fields::object()) { Wri
 inline void Error(std::string_view msg, const Fields& f = Fields::object()) { Write(Level::kError, msg, f); }
 inline void Debug(std::string_view msg, const Fields& f = Fields::object()) { Write(Level::kDebug, msg, f); }
 
+// The access log's line for one RPC (common/server.cc): exactly what
+// Info("rpc", {{"method", ...}, {"code", ...}, {"latency_ms", ...},
+// {"request_id", ...}, {"principal", ...}}) writes within
+// ScopedTrace(traceparent), formatted without building a JSON object, since
+// every call of every service writes one.
+void RpcLine(std::string_view method, std::string_view code, double latency_ms, std::string_view request_id,
+             std::string_view principal, std::string_view traceparent);
+
 // The W3C trace context of the current call, if any; written to every line
 // logged on this thread while set (see ScopedTrace).
 class ScopedTrace {

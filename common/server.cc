@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <array>
 #include <atomic>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/support/server_interceptor.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -34,11 +36,86 @@ std::string FindMetadata(std::multimap<grpc::string_ref, grpc::string_ref>* md, 
   return std::string(it->second.data(), it->second.size());
 }
 
+// The access-log principal field of the call whose handler runs on this
+// thread (see NoteVerifiedPrincipal), set while the interceptor hands the
+// call on.
+thread_local std::string* current_call_principal = nullptr;
+
+// Sets current_call_principal while gRPC runs the handler inside Proceed().
+class ScopedCallPrincipal {
+ public:
+  explicit ScopedCallPrincipal(std::string* slot) : previous_(current_call_principal) { current_call_principal = slot; }
+  ~ScopedCallPrincipal() { current_call_principal = previous_; }
+  ScopedCallPrincipal(const ScopedCallPrincipal&) = delete;
+  ScopedCallPrincipal& operator=(const ScopedCallPrincipal&) = delete;
+
+ private:
+  std::string* previous_;
+};
+
+// The call metrics of one method, looked up in the registry once per method
+// rather than once per call (building the label maps and taking the
+// registry's lock for every call showed in the profiles).
+class MethodMetrics {
+ public:
+  MethodMetrics(std::string service, std::string method)
+      : service_(std::move(service)),
+        method_(std::move(method)),
+        latency_(metrics::DefaultRegistry().GetHistogram("medkoord_grpc_server_handling_seconds", "RPC latency",
+                                                         {{"service", service_}, {"method", method_}})) {}
+
+  void Observe(int code, double seconds) {
+    latency_.Observe(seconds);
+    const size_t i = code >= 0 && static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : kCodes;
+    metrics::Counter* counter = handled_[i].load(std::memory_order_acquire);
+    if (counter == nullptr) {
+      // The registry returns the same counter to every thread that gets here.
+      counter = &metrics::DefaultRegistry().GetCounter(
+          "medkoord_grpc_server_handled_total", "RPCs completed, by method and status code",
+          {{"service", service_}, {"method", method_}, {"code", StatusCodeName(code)}});
+      handled_[i].store(counter, std::memory_order_release);
+    }
+    counter->Inc();
+  }
+  const std::string& method() const { return method_; }
+
+ private:
+  static constexpr size_t kCodes = 17;  // grpc::StatusCode OK .. UNAUTHENTICATED
+  const std::string service_;
+  const std::string method_;
+  metrics::Histogram& latency_;
+  std::array<std::atomic<metrics::Counter*>, kCodes + 1> handled_{};  // last: any other code
+};
+
+class MethodMetricsCache {
+ public:
+  explicit MethodMetricsCache(std::string service) : service_(std::move(service)) {}
+  MethodMetrics& For(const char* method) {
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      if (auto it = methods_.find(method); it != methods_.end()) return *it->second;
+    }
+    absl::MutexLock lock(&mu_);
+    auto& slot = methods_[method];
+    if (!slot) slot = std::make_unique<MethodMetrics>(service_, method);
+    return *slot;
+  }
+
+ private:
+  const std::string service_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodMetrics>> methods_ ABSL_GUARDED_BY(mu_);
+};
+
 // One access-log line and the call metrics per RPC. Never logs bodies.
 class AccessLogInterceptor final : public grpc::experimental::Interceptor {
  public:
-  AccessLogInterceptor(grpc::experimental::ServerRpcInfo* info, const ServerOptions* options)
-      : method_(info->method()), options_(options), start_(absl::Now()) {}
+  AccessLogInterceptor(grpc::experimental::ServerRpcInfo* info, const ServerOptions* options, MethodMetrics& metrics)
+      : method_(metrics.method()),
+        options_(options),
+        metrics_(metrics),
+        context_(info->server_context()),
+        start_(absl::Now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
@@ -46,31 +123,18 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
       auto* md = methods->GetRecvInitialMetadata();
       request_id_ = FindMetadata(md, "x-request-id");
       traceparent_ = FindMetadata(md, "traceparent");
-      if (options_->signer != nullptr) {
-        auto principal = options_->signer->Verify(FindMetadata(md, kPrincipalMetadata),
-                                                  FindMetadata(md, kSignatureMetadata), method_);
-        if (principal.ok()) principal_id_ = principal->id();
-      }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      if (principal_id_.empty() && options_->signer != nullptr && context_ != nullptr) {
+        // The handler did not say whom it verified (NoteVerifiedPrincipal).
+        auto principal = options_->signer->Verify(*context_, method_);
+        if (principal.ok()) principal_id_ = principal->id();
+      }
       grpc::Status status = methods->GetSendStatus();
       const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
-      const char* code = StatusCodeName(static_cast<int>(status.error_code()));
-      auto& registry = metrics::DefaultRegistry();
-      registry
-          .GetCounter("medkoord_grpc_server_handled_total", "RPCs completed, by method and status code",
-                      {{"service", options_->service_name}, {"method", method_}, {"code", code}})
-          .Inc();
-      registry
-          .GetHistogram("medkoord_grpc_server_handling_seconds", "RPC latency",
-                        {{"service", options_->service_name}, {"method", method_}})
-          .Observe(seconds);
-      log::ScopedTrace trace(traceparent_);
-      log::Info("rpc", {{"method", method_},
-                        {"code", code},
-                        {"latency_ms", seconds * 1000.0},
-                        {"request_id", request_id_},
-                        {"principal", principal_id_}});
+      const int code_number = static_cast<int>(status.error_code());
+      metrics_.Observe(code_number, seconds);
+      log::RpcLine(method_, StatusCodeName(code_number), seconds * 1000.0, request_id_, principal_id_, traceparent_);
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA) ||
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
@@ -79,6 +143,7 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
       // set here is on every log line the handler writes and on every outbox
       // row it enqueues (log::CurrentTraceparent).
       log::ScopedTrace trace(traceparent_);
+      ScopedCallPrincipal principal(&principal_id_);
       methods->Proceed();
       return;
     }
@@ -86,8 +151,10 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
   }
 
  private:
-  std::string method_;
+  const std::string& method_;  // owned by the cache
   const ServerOptions* options_;
+  MethodMetrics& metrics_;
+  grpc::ServerContextBase* context_;
   absl::Time start_;
   std::string request_id_;
   std::string traceparent_;
@@ -96,13 +163,15 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
 
 class AccessLogInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit AccessLogInterceptorFactory(const ServerOptions* options) : options_(options) {}
+  explicit AccessLogInterceptorFactory(const ServerOptions* options)
+      : options_(options), metrics_(options->service_name) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
-    return new AccessLogInterceptor(info, options_);
+    return new AccessLogInterceptor(info, options_, metrics_.For(info->method()));
   }
 
  private:
   const ServerOptions* options_;
+  MethodMetricsCache metrics_;
 };
 
 }  // namespace
@@ -245,6 +314,10 @@ std::string FullMethodName(const char* service_full_name, std::string_view metho
   out += "/";
   out += method;
   return out;
+}
+
+void NoteVerifiedPrincipal(std::string_view principal_id) {
+  if (current_call_principal != nullptr) current_call_principal->assign(principal_id);
 }
 
 std::string RequestIdOf(const grpc::ServerContext& context) {

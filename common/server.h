@@ -91,4 +91,12 @@ std::string FullMethodName(const char* service_full_name, std::string_view metho
 // The request id of the call (`x-request-id` metadata), or "".
 std::string RequestIdOf(const grpc::ServerContext& context);
 
+// Tells the access log which principal the handler has verified for the
+// call it is running, so that the log need not verify the signed principal
+// a second time (an HMAC per call). Only takes effect when called on the
+// thread gRPC runs the handler on, while it runs (sync handlers, and
+// callback handlers before they return); otherwise, or when a handler does
+// not call it, the access log verifies the principal itself.
+void NoteVerifiedPrincipal(std::string_view principal_id);
+
 }  // namespace medkoord

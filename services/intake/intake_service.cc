@@ -255,6 +255,7 @@ std::string WithdrawnEvent(const ApplicationRecord& r) {
 absl::StatusOr<Principal> IntakeService::Authorize(const grpc::ServerContextBase& context, const char* method,
                                                    std::initializer_list<Role> roles) const {
   ASSIGN_OR_RETURN(Principal p, signer_.Verify(context, FullMethodName(v1::Intake::service_full_name(), method)));
+  NoteVerifiedPrincipal(p.id());  // the access log need not verify it again
   if (!HasAnyRole(p, roles)) {
     return absl::PermissionDeniedError(absl::StrCat("the caller's roles do not allow ", method));
   }
@@ -611,6 +612,7 @@ grpc::Status IntakeInternalService::ApplyDecision(grpc::ServerContext* context,
   auto principal =
       signer_.Verify(*context, FullMethodName(v1::IntakeInternal::service_full_name(), "ApplyDecision"));
   if (!principal.ok()) return Fail(principal.status());
+  NoteVerifiedPrincipal(principal->id());
   if (!HasRole(*principal, ROLE_SERVICE)) {
     return Fail(absl::PermissionDeniedError("IntakeInternal is for services only"));
   }

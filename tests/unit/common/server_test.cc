@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -19,6 +21,7 @@
 #include "common/status.h"
 #include "echo_service.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "nlohmann/json.hpp"
 
 namespace medkoord {
 namespace {
@@ -105,6 +108,63 @@ TEST(ServerTest, HandlerRefusesMissingOrForgedPrincipal) {
     medkoord::testing::v1::EchoResponse resp;
     ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.principal_id(), "service:intake");
+  }
+}
+
+// The principal fields of the access-log lines in `log`.
+std::vector<std::string> LoggedPrincipals(const std::string& log) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < log.size()) {
+    size_t end = log.find('\n', start);
+    if (end == std::string::npos) end = log.size();
+    const std::string line = log.substr(start, end - start);
+    start = end + 1;
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.value("msg", "") == "rpc") out.push_back(j.value("principal", "?"));
+  }
+  return out;
+}
+
+TEST(ServerTest, AccessLogNamesThePrincipalTheHandlerVerified) {
+  auto signer = *PrincipalSigner::Create(kKey);
+  const std::string method = FullMethodName(medkoord::testing::v1::Echo::service_full_name(), "Echo");
+  auto call = [&](int port, const PrincipalSigner& by) {
+    auto stub = medkoord::testing::v1::Echo::NewStub(Channel(port));
+    grpc::ClientContext ctx;
+    by.Attach(ctx, ServicePrincipal("intake"), method);
+    medkoord::testing::v1::EchoRequest req;
+    medkoord::testing::v1::EchoResponse resp;
+    return stub->Echo(&ctx, req, &resp).error_code();
+  };
+  auto forger = *PrincipalSigner::Create(std::string(32, 'f'));
+  {
+    // No signer for the log: it names what the handler noted, on the
+    // handler's thread while it runs.
+    testing::EchoService echo(&signer, [] { NoteVerifiedPrincipal("noted-by-handler"); });
+    ServerOptions options;
+    options.service_name = "echo";
+    auto server = Server::Start(options, {&echo});
+    ASSERT_TRUE(server.ok());
+    NoteVerifiedPrincipal("not in a call");  // no call on this thread: ignored
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(call((*server)->port(), signer), grpc::StatusCode::OK);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_THAT(LoggedPrincipals(log), ::testing::ElementsAre("noted-by-handler")) << log;
+  }
+  {
+    // A handler that notes nothing: the log verifies the principal itself.
+    testing::EchoService echo(&signer);
+    ServerOptions options;
+    options.service_name = "echo";
+    options.signer = &signer;
+    auto server = Server::Start(options, {&echo});
+    ASSERT_TRUE(server.ok());
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(call((*server)->port(), signer), grpc::StatusCode::OK);
+    EXPECT_EQ(call((*server)->port(), forger), grpc::StatusCode::UNAUTHENTICATED);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_THAT(LoggedPrincipals(log), ::testing::ElementsAre("service:intake", "")) << log;
   }
 }
 
