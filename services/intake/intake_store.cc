@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -262,6 +263,31 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
             "SELECT n, case_ref IN (SELECT resource FROM claim), case_ref IN (SELECT case_ref FROM app) "
             "FROM input ORDER BY n");
+  // The batch as one autocommit statement, the common case: like
+  // app_submit, the applications go first with ON CONFLICT DO NOTHING and
+  // the claims of the stored ones have no ON CONFLICT, so a used request_id
+  // (also twice in the batch) fails the whole statement and leaves nothing
+  // behind; the batch is then written by app_submit_batch in a transaction.
+  // Saves BEGIN and COMMIT (two round trips) per batch. Answers per row
+  // whether it was stored.
+  c.prepare("app_submit_many",
+            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
+            "$6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[], "
+            "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS u(principal_id, "
+            "request_id, case_ref, created_at, region, region_ref, submitted_on, drug_name, atc_code, indication, "
+            "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, traceparent, n)), "
+            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
+            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
+            "created_by, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, drug_name, "
+            "atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, 'open', "
+            "'submitted', principal_id, created_at, created_at FROM input ORDER BY n ON CONFLICT DO NOTHING "
+            "RETURNING case_ref), "
+            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
+            "SELECT 'application', principal_id, request_id, case_ref, created_at FROM input "
+            "WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING resource), "
+            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
+            "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
+            "SELECT n, case_ref IN (SELECT case_ref FROM app) FROM input ORDER BY n");
   c.prepare("request_release",
             "DELETE FROM create_requests c USING unnest($1::text[], $2::text[], $3::text[]) AS r(principal_id, "
             "request_id, resource) WHERE c.kind = 'application' AND c.principal_id = r.principal_id "
@@ -477,19 +503,124 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
   return absl::InternalError("could not allocate a case reference");
 }
 
-std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch) {
-  const size_t n = batch.size();
+namespace {
+
+// The batch's columns as array literals, in row order.
+struct SubmitArrays {
+  using PendingSubmit = IntakeStore::PendingSubmit;
   PgArray principal, request, created, note, payload, traceparent;
   ApplicationArrays app;
-  for (const PendingSubmit* p : batch) {
-    principal.Add(p->principal_id);
-    request.Add(p->request_id);
-    created.Add(p->now_text);
-    app.Add(p->record);
-    note.Add(p->record.note);
-    payload.Add(absl::BytesToHexString(p->payload));
-    traceparent.Add(p->traceparent);
+  explicit SubmitArrays(const std::vector<const PendingSubmit*>& batch) {
+    for (const PendingSubmit* p : batch) {
+      principal.Add(p->principal_id);
+      request.Add(p->request_id);
+      created.Add(p->now_text);
+      app.Add(p->record);
+      note.Add(p->record.note);
+      payload.Add(absl::BytesToHexString(p->payload));
+      traceparent.Add(p->traceparent);
+    }
   }
+  pqxx::result Exec(pqxx::transaction_base& tx, const char* statement) {
+    return tx.exec_prepared(statement, principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
+                            app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
+                            app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
+                            app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
+                            note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted);
+  }
+};
+
+// The answer for a row the batch did not store: the first result of its
+// request_id (used before, by a committed call or an earlier row of the
+// batch), else ALREADY_EXISTS for a taken region_ref, else (its case_ref was
+// taken by an import, or the earlier row with its request_id was not
+// stored) it is written on its own next.
+void AnswerUnstored(pqxx::transaction_base& tx, const IntakeStore::PendingSubmit& p, IntakeStore::BatchOutcome& out) {
+  pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
+  if (!found.empty()) {
+    pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
+    if (!app.empty()) {
+      out.result = IntakeStore::Submitted{ApplicationFromRow(app[0]), true};
+      return;
+    }
+  }
+  if (!p.record.region_ref.empty()) {
+    pqxx::result taken = tx.exec_prepared("app_by_region_ref", p.record.region, p.record.region_ref);
+    if (!taken.empty()) {
+      out.result = RegionRefTaken(p.record, taken[0][0].as<std::string>());
+      return;
+    }
+  }
+  out.alone = true;
+}
+
+void BatchFailed(const absl::Status& status, std::vector<IntakeStore::BatchOutcome>& out) {
+  // The batch failed as a whole (a row the database refused, an outage):
+  // every row is written on its own, so a bad row fails only itself and
+  // every caller gets its own answer (a committed row replays).
+  log::Warn("submit batch failed; its rows are written one by one",
+            {{"rows", out.size()}, {"error", std::string(status.message())}, {"code", static_cast<int>(status.code())}});
+  for (IntakeStore::BatchOutcome& o : out) o.alone = true;
+}
+
+// Whether two rows of the batch share a request_id.
+bool RepeatsARequest(const std::vector<const IntakeStore::PendingSubmit*>& batch) {
+  absl::flat_hash_set<std::pair<std::string_view, std::string_view>> seen;
+  for (const IntakeStore::PendingSubmit* p : batch) {
+    if (!seen.emplace(p->principal_id, p->request_id).second) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch) {
+  // A request_id twice in the batch: the first row must win (or fail) before
+  // the second one replays it, which needs the claims first.
+  if (RepeatsARequest(batch)) return WriteSubmitBatchClaimingFirst(batch);
+  const size_t n = batch.size();
+  SubmitArrays arrays(batch);
+  std::vector<BatchOutcome> out(n);
+  bool request_used = false;
+  // Idempotent by request_id like SubmitOne, so the pool may run it again
+  // after a broken connection even if the first run committed: the rows
+  // stored then answer as replays.
+  absl::Status status = pool_.RunAutocommit(
+      [&](pqxx::nontransaction& tx) -> absl::Status {
+        out.assign(n, BatchOutcome());
+        request_used = false;
+        std::vector<char> stored(n, 0);
+        try {
+          for (const pqxx::row& row : arrays.Exec(tx, "app_submit_many")) {
+            const size_t i = row[0].as<size_t>() - 1;
+            if (i >= n) return absl::InternalError("batch statement answered an unknown row");
+            stored[i] = row[1].as<bool>();
+          }
+        } catch (const pqxx::unique_violation&) {
+          // A request_id used before (the only unique key written without
+          // ON CONFLICT), e.g. by a concurrent retry: nothing was written.
+          request_used = true;
+          return absl::OkStatus();
+        }
+        for (size_t i = 0; i < n; ++i) {
+          if (stored[i]) {
+            out[i].result = Submitted{batch[i]->record, false};
+          } else {
+            AnswerUnstored(tx, *batch[i], out[i]);
+          }
+        }
+        return absl::OkStatus();
+      },
+      /*repeatable=*/true);
+  if (status.ok() && request_used) return WriteSubmitBatchClaimingFirst(batch);
+  if (!status.ok()) BatchFailed(status, out);
+  return out;
+}
+
+std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatchClaimingFirst(
+    const std::vector<const PendingSubmit*>& batch) {
+  const size_t n = batch.size();
+  SubmitArrays arrays(batch);
   std::vector<BatchOutcome> out(n);
   // One transaction: the statement, then (rarely) releasing the claims of
   // rows that were not stored, then the lookups that answer replays and
@@ -498,12 +629,7 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::
   absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
     out.assign(n, BatchOutcome());
     std::vector<char> claimed(n, 0), inserted(n, 0);
-    for (const pqxx::row& row :
-         tx.exec_prepared("app_submit_batch", principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
-                          app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
-                          app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
-                          app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
-                          note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted)) {
+    for (const pqxx::row& row : arrays.Exec(tx, "app_submit_batch")) {
       const size_t i = row[0].as<size_t>() - 1;
       if (i >= n) return absl::InternalError("batch statement answered an unknown row");
       claimed[i] = row[1].as<bool>();
@@ -525,46 +651,15 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::
       tx.exec_prepared0("request_release", release_principal.Done(), release_request.Done(), release_resource.Done());
     }
     for (size_t i = 0; i < n; ++i) {
-      const PendingSubmit& p = *batch[i];
       if (inserted[i]) {
-        out[i].result = Submitted{p.record, false};
-        continue;
+        out[i].result = Submitted{batch[i]->record, false};
+      } else {
+        AnswerUnstored(tx, *batch[i], out[i]);
       }
-      if (!claimed[i]) {
-        // The request_id was used before, by a committed call or an earlier
-        // row of this batch: answer with the first result.
-        pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
-        if (!found.empty()) {
-          pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
-          if (!app.empty()) {
-            out[i].result = Submitted{ApplicationFromRow(app[0]), true};
-            continue;
-          }
-        }
-        // The earlier row with this request_id was not stored: this one is
-        // tried again on its own.
-        out[i].alone = true;
-        continue;
-      }
-      if (!p.record.region_ref.empty()) {
-        pqxx::result taken = tx.exec_prepared("app_by_region_ref", p.record.region, p.record.region_ref);
-        if (!taken.empty()) {
-          out[i].result = RegionRefTaken(p.record, taken[0][0].as<std::string>());
-          continue;
-        }
-      }
-      out[i].alone = true;  // its case_ref was taken (by an import): a new number
     }
     return absl::OkStatus();
   });
-  if (!status.ok()) {
-    // The batch failed as a whole (a row the database refused, an outage):
-    // every row is written on its own, so a bad row fails only itself and
-    // every caller gets its own answer (a committed row replays).
-    log::Warn("submit batch failed; its rows are written one by one",
-              {{"rows", n}, {"error", std::string(status.message())}, {"code", static_cast<int>(status.code())}});
-    for (BatchOutcome& o : out) o.alone = true;
-  }
+  if (!status.ok()) BatchFailed(status, out);
   return out;
 }
 

@@ -118,6 +118,10 @@ class IntakeStore {
   // earlier in the batch) is ALREADY_EXISTS for that row only. Exposed for
   // tests; SubmitApplication calls it through the group commit.
   std::vector<BatchOutcome> WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch);
+  // The same rules in one transaction, claiming the request_ids first: for
+  // a batch that repeats or reuses a request_id (WriteSubmitBatch's one
+  // autocommit statement refuses those). Exposed for tests.
+  std::vector<BatchOutcome> WriteSubmitBatchClaimingFirst(const std::vector<const PendingSubmit*>& batch);
   GroupCommitStats submit_batch_stats() const { return submits_->stats(); }
 
   absl::StatusOr<ApplicationRecord> GetApplication(const std::string& case_ref);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/metrics.h"
 #include "medkoord/assessment/v1/assessment.pb.h"
+#include "nlohmann/json.hpp"
 #include "tests/integration/intake/intake_test_env.h"
 
 namespace medkoord::intake::testing {
@@ -69,6 +70,15 @@ class IntakeSubmitBatchTest : public IntakeTest {
     return *std::move(p);
   }
 
+  // Stored before a batch: caller p1's request "pre" with region_ref SYD-9;
+  // returns its case_ref.
+  std::string StorePre() {
+    auto stored = store_->SubmitApplication(Record("syddanmark", "SYD-9"), "p1", "pre", clock_.Now(), 2025,
+                                            SubmittedEvent);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    return stored.ok() ? stored->record.case_ref : "";
+  }
+
   static std::vector<const IntakeStore::PendingSubmit*> Pointers(const std::vector<IntakeStore::PendingSubmit>& v) {
     std::vector<const IntakeStore::PendingSubmit*> out;
     for (const auto& p : v) out.push_back(&p);
@@ -77,11 +87,7 @@ class IntakeSubmitBatchTest : public IntakeTest {
 };
 
 TEST_F(IntakeSubmitBatchTest, OneBatchKeepsEveryRulePerRow) {
-  // Stored before the batch: request "pre" with region_ref SYD-9.
-  auto stored = store_->SubmitApplication(Record("syddanmark", "SYD-9"), "p1", "pre", clock_.Now(), 2025,
-                                          SubmittedEvent);
-  ASSERT_TRUE(stored.ok()) << stored.status();
-  const std::string pre = stored->record.case_ref;
+  const std::string pre = StorePre();
 
   std::vector<IntakeStore::PendingSubmit> batch;
   batch.push_back(Pending("p1", "r1", "syddanmark", "SYD-1", 0));   // 0 stored
@@ -138,6 +144,60 @@ TEST_F(IntakeSubmitBatchTest, OneBatchKeepsEveryRulePerRow) {
   ASSERT_TRUE(eight.ok()) << eight.status();
   EXPECT_FALSE(eight->replayed);
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("7"));
+}
+
+// A batch without a repeated request_id is one autocommit statement
+// (app_submit_many); the same rules per row, and a request_id used before
+// sends the batch to the claims-first transaction.
+TEST_F(IntakeSubmitBatchTest, TheOneStatementPathKeepsEveryRulePerRow) {
+  const std::string pre = StorePre();
+
+  std::vector<IntakeStore::PendingSubmit> batch;
+  batch.push_back(Pending("p1", "r1", "syddanmark", "SYD-1", 0));   // 0 stored
+  batch.push_back(Pending("p1", "r2", "syddanmark", "SYD-1", 1));   // 1 region_ref of 0: ALREADY_EXISTS
+  batch.push_back(Pending("p1", "r3", "syddanmark", "SYD-9", 2));   // 2 region_ref stored before: ALREADY_EXISTS
+  batch.push_back(Pending("p1", "r4", "syddanmark", "", 3));        // 3 case_ref taken: written alone
+  batch[3].record.case_ref = pre;
+  batch.push_back(Pending("p1", "pre", "syddanmark", "SYD-9", 4));  // 4 a retry of "pre": its result
+  batch.push_back(Pending("p2", "r1", "midtjylland", "SYD-1", 5));  // 5 another caller, another region: stored
+  std::vector<IntakeStore::BatchOutcome> out = store_->WriteSubmitBatch(Pointers(batch));
+  ASSERT_EQ(out.size(), batch.size());
+  for (int i : {0, 5}) {
+    ASSERT_TRUE(out[i].result.ok()) << i << ": " << out[i].result.status();
+    EXPECT_FALSE(out[i].result->replayed);
+    EXPECT_EQ(out[i].result->record.case_ref, batch[i].record.case_ref);
+  }
+  for (int i : {1, 2}) {
+    EXPECT_EQ(out[i].result.status().code(), absl::StatusCode::kAlreadyExists) << i;
+    EXPECT_FALSE(out[i].alone);
+  }
+  EXPECT_TRUE(out[3].alone);
+  ASSERT_TRUE(out[4].result.ok()) << out[4].result.status();
+  EXPECT_TRUE(out[4].result->replayed);
+  EXPECT_EQ(out[4].result->record.case_ref, pre);
+  std::vector<std::string> stored_refs = {pre, batch[0].record.case_ref, batch[5].record.case_ref};
+  EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(OutboxEvents(), ElementsAre(pre + " ", batch[0].record.case_ref + " " + Traceparent(0),
+                                          batch[5].record.case_ref + " " + Traceparent(5)));
+
+  // "pre" again, now without a region_ref: its application would be stored,
+  // its claim is refused, so nothing of the statement stays and the batch
+  // is written claims first: a replay, and the other row stored.
+  std::vector<IntakeStore::PendingSubmit> second;
+  second.push_back(Pending("p1", "pre", "syddanmark", "", 10));
+  second.push_back(Pending("p1", "r11", "syddanmark", "", 11));
+  out = store_->WriteSubmitBatch(Pointers(second));
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(out[0].result.ok()) << out[0].result.status();
+  EXPECT_TRUE(out[0].result->replayed);
+  EXPECT_EQ(out[0].result->record.case_ref, pre);
+  ASSERT_TRUE(out[1].result.ok()) << out[1].result.status();
+  EXPECT_FALSE(out[1].result->replayed);
+  stored_refs.push_back(second[1].record.case_ref);
+  EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("4"));
 }
 
 TEST_F(IntakeSubmitBatchTest, ARowTheDatabaseRefusesFailsOnlyItself) {
@@ -303,10 +363,17 @@ TEST_F(IntakeSubmitBatchTest, TheCallbackHandlerStillPassesTheInterceptorAndTheP
   EXPECT_EQ(handled(grpc::StatusCode::PERMISSION_DENIED) - denied0, 1);
   EXPECT_EQ(handled(grpc::StatusCode::UNAUTHENTICATED) - unauth0, 2);
   int lines = 0;
+  std::vector<std::string> principals;
   for (absl::string_view line : absl::StrSplit(log, '\n')) {
-    if (absl::StrContains(line, "\"msg\":\"rpc\"") && absl::StrContains(line, method)) ++lines;
+    if (absl::StrContains(line, "\"msg\":\"rpc\"") && absl::StrContains(line, method)) {
+      ++lines;
+      principals.push_back(nlohmann::json::parse(line).value("principal", "?"));
+    }
   }
   EXPECT_EQ(lines, 5) << log;
+  // The principal the handler verified (NoteVerifiedPrincipal; this server
+  // has no signer of its own to verify it again), none when unverified.
+  EXPECT_THAT(principals, ElementsAre("", "", "forum-member", "region-it:hovedstaden", "region-it:syddanmark"));
 }
 
 }  // namespace
