@@ -5,6 +5,9 @@
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
 //                [--writers=4] [--max_batch=64]   the group commit's bounds
 //                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
+//                [--client_retries=off|on]         gRPC's retry machinery on the client channels (default off)
+//                [--client_signatures=cached|per_call]  reuse a client's signed principal for 30 s (default), or sign each call
+//                [--server_signer=on|off]          the access log verifies the principal, as in the service (on)
 //   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
 //   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
 //   intake_bench --db_url=URL --mode=serve [--pool=16]     prints "PORT n", serves until stdin closes
@@ -170,7 +173,12 @@ int main(int argc, char** argv) {
     if (args.count("writers")) batching.max_writers = std::stoi(args["writers"]);
     store = std::make_unique<medkoord::intake::IntakeStore>(*pool, batching);
     service = std::make_unique<medkoord::intake::IntakeService>(*store, signer, clock);
-    auto started = medkoord::Server::Start({.service_name = "intake-bench"}, {service.get()});
+    medkoord::ServerOptions server_options;
+    server_options.service_name = "intake-bench";
+    // As in the service process (common/service_main.cc): the access log
+    // names the verified principal.
+    if (args["server_signer"] != "off") server_options.signer = &signer;
+    auto started = medkoord::Server::Start(server_options, {service.get()});
     if (!started.ok()) {
       std::cerr << started.status() << "\n";
       return 1;
@@ -197,10 +205,15 @@ int main(int argc, char** argv) {
     const int clients = args.count("clients") ? std::stoi(args["clients"]) : 32;
     const int seconds = args.count("seconds") ? std::stoi(args["seconds"]) : 30;
     const std::string client_mode = args.count("client") ? args["client"] : "callback";
+    const bool client_retries = args["client_retries"] == "on";
     std::vector<std::shared_ptr<grpc::Channel>> channels;
     for (int i = 0; i < 4; ++i) {
       grpc::ChannelArguments ch_args;
       ch_args.SetInt("bench_channel", i);  // distinct channels, distinct connections
+      // A lean submitter: no retry machinery (gRPC 1.51 has it on by
+      // default); it retries with its request_id itself. --client_retries=on
+      // gives gRPC's default.
+      ch_args.SetInt(GRPC_ARG_ENABLE_RETRIES, client_retries ? 1 : 0);
       channels.push_back(grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), ch_args));
     }
     std::atomic<int64_t> errors{0};
@@ -223,6 +236,22 @@ int main(int argc, char** argv) {
       a->set_ema_status(v1::EMA_STATUS_ON_LABEL);
     };
     constexpr char kMethod[] = "/medkoord.intake.v1.Intake/SubmitApplication";
+    // Signed principals: by default each client signs once and reuses the
+    // signature for half its 60 s lifetime, as the gateway does
+    // (services/gateway SignatureCache); --client_signatures=per_call signs
+    // every call.
+    const bool sign_per_call = args["client_signatures"] == "per_call";
+    std::vector<std::pair<medkoord::PrincipalSigner::Signed, Clock::time_point>> signatures(clients);
+    auto attach = [&](int c, grpc::ClientContext& ctx) {
+      auto& [signed_principal, signed_at] = signatures[c];
+      const auto now = Clock::now();
+      if (sign_per_call || signed_principal.signature_bin.empty() || now - signed_at > std::chrono::seconds(30)) {
+        signed_principal = signer.Sign(RegionPrincipal(c), kMethod, absl::Seconds(60));
+        signed_at = now;
+      }
+      ctx.AddMetadata(medkoord::kPrincipalMetadata, signed_principal.principal_bin);
+      ctx.AddMetadata(medkoord::kSignatureMetadata, signed_principal.signature_bin);
+    };
     std::vector<std::thread> threads;
     const auto start = Clock::now();
     if (client_mode == "sync") {
@@ -235,7 +264,7 @@ int main(int argc, char** argv) {
             v1::SubmitApplicationRequest request;
             fill(principal, c, n, request);
             grpc::ClientContext ctx;
-            signer.Attach(ctx, principal, kMethod);
+            attach(c, ctx);
             v1::Application out;
             const auto t0 = Clock::now();
             grpc::Status s = stub->SubmitApplication(&ctx, request, &out);
@@ -270,7 +299,7 @@ int main(int argc, char** argv) {
         const medkoord::Principal principal = RegionPrincipal(c);
         auto* call = new Call;
         fill(principal, c, n, call->request);
-        signer.Attach(call->ctx, principal, kMethod);
+        attach(c, call->ctx);
         call->t0 = Clock::now();
         stubs[c % stubs.size()]->async()->SubmitApplication(
             &call->ctx, &call->request, &call->response, [&, c, n, call](grpc::Status s) {
@@ -294,9 +323,9 @@ int main(int argc, char** argv) {
     for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
-    std::printf("RESULT submit client=%s clients=%d pool=%d seconds=%.1f ok=%zu errors=%lld throughput=%.0f/s p50=%.1fms "
-                "p99=%.1fms max=%.1fms\n",
-                client_mode.c_str(), clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
+    std::printf("RESULT submit client=%s retries=%s signatures=%s clients=%d pool=%d seconds=%.1f ok=%zu errors=%lld throughput=%.0f/s "
+                "p50=%.1fms p99=%.1fms max=%.1fms\n",
+                client_mode.c_str(), client_retries ? "on" : "off", sign_per_call ? "per_call" : "cached", clients, pool_size, elapsed, all.size(), static_cast<long long>(errors.load()), all.size() / elapsed,
                 pct(0.5), pct(0.99), all.empty() ? 0.0 : all.back());
     const double cpu = CpuSeconds() - cpu0;
     std::printf("CPU %s seconds=%.2f per_call_us=%.0f\n", server ? "clients+server" : "clients", cpu,
