@@ -114,6 +114,7 @@ class ProxyCall {
       case Op::kRequested: return Begin();
       case Op::kDone:
         if (ctx_.IsCancelled()) {
+          cancelled_by_caller_ = true;
           client_ctx_.TryCancel();
           if (watch_) EndWatch(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the caller"));
         }
@@ -403,12 +404,8 @@ class ProxyCall {
     stream_.Write(out_, Started(Op::kWrite));
   }
 
-  grpc::Status BackendStatus(const grpc::Status& status) const {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message().empty()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(route_->backend, " is unavailable"),
-                          status.error_details());
-    }
-    return status;
+  grpc::Status BackendStatus(const grpc::Status& status) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return StatusForCaller(status, route_->backend, cancelled_by_caller_);
   }
 
   void ForwardTrailingMetadata() {
@@ -479,6 +476,7 @@ class ProxyCall {
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> upstream_;
   grpc::Status upstream_status_;
+  bool cancelled_by_caller_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex mu_;
   int pending_ ABSL_GUARDED_BY(mu_) = 1;  // the request
@@ -644,6 +642,19 @@ void Proxy::CallEnded() {
   absl::MutexLock lock(&live_mu_);
   --live_;
   in_flight_.store(live_, std::memory_order_relaxed);
+}
+
+grpc::Status StatusForCaller(const grpc::Status& status, std::string_view backend, bool cancelled_by_caller) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message().empty()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(std::string(backend), " is unavailable"),
+                        status.error_details());
+  }
+  if (status.error_code() == grpc::StatusCode::CANCELLED && !cancelled_by_caller) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        absl::StrCat(std::string(backend), " ended the call without answering (shutting down); retry"),
+                        status.error_details());
+  }
+  return status;
 }
 
 std::string ApiKeyFromMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {

@@ -161,4 +161,11 @@ std::string TraceparentFor(std::string_view incoming, std::string_view request_i
 // A fresh request id (32 hex characters).
 std::string NewRequestId();
 
+// The status the caller gets for a backend call that ended with `status`.
+// UNAVAILABLE without a message names the backend. CANCELLED that the caller
+// did not ask for becomes UNAVAILABLE: gRPC ends a call with CANCELLED when its
+// server shuts down before a handler took it (grpc/grpc#41785), i.e. during
+// every rolling restart, and a caller retries UNAVAILABLE but not CANCELLED.
+grpc::Status StatusForCaller(const grpc::Status& status, std::string_view backend, bool cancelled_by_caller);
+
 }  // namespace medkoord::gateway

@@ -242,5 +242,24 @@ TEST(AuthenticatorTest, DatabaseTroubleIsUnavailable) {
   EXPECT_EQ(code, absl::StatusCode::kUnavailable);
 }
 
+TEST(StatusForCallerTest, BackendCancellationIsUnavailableCallersOwnStaysCancelled) {
+  // gRPC's status for a call its server shut down on before a handler took it.
+  const grpc::Status shut_down(grpc::StatusCode::CANCELLED, "CANCELLED");
+  grpc::Status s = StatusForCaller(shut_down, "shortage", /*cancelled_by_caller=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(s.error_message().find("shortage"), std::string::npos) << s.error_message();
+  EXPECT_EQ(StatusForCaller(shut_down, "shortage", /*cancelled_by_caller=*/true).error_code(),
+            grpc::StatusCode::CANCELLED);
+
+  EXPECT_EQ(StatusForCaller(grpc::Status(grpc::StatusCode::UNAVAILABLE, ""), "intake", false).error_message(),
+            "intake is unavailable");
+  const grpc::Status denied(grpc::StatusCode::PERMISSION_DENIED, "not yours", "details");
+  s = StatusForCaller(denied, "intake", false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.error_message(), "not yours");
+  EXPECT_EQ(s.error_details(), "details");
+  EXPECT_TRUE(StatusForCaller(grpc::Status::OK, "intake", false).ok());
+}
+
 }  // namespace
 }  // namespace medkoord::gateway
