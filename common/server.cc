@@ -115,6 +115,9 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
         options_(options),
         metrics_(metrics),
         context_(info->server_context()),
+        // A stream may outlive its signed principal (60 s): verified at
+        // its start. A unary call only if its handler does not name it.
+        verify_at_start_(info->type() != grpc::experimental::ServerRpcInfo::Type::UNARY),
         start_(absl::Now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -123,10 +126,16 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
       auto* md = methods->GetRecvInitialMetadata();
       request_id_ = FindMetadata(md, "x-request-id");
       traceparent_ = FindMetadata(md, "traceparent");
+      if (verify_at_start_ && options_->signer != nullptr) {
+        verified_ = true;
+        auto principal = options_->signer->Verify(FindMetadata(md, kPrincipalMetadata),
+                                                  FindMetadata(md, kSignatureMetadata), method_);
+        if (principal.ok()) principal_id_ = principal->id();
+      }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      if (principal_id_.empty() && options_->signer != nullptr && context_ != nullptr) {
-        // The handler did not say whom it verified (NoteVerifiedPrincipal).
+      // Unless the handler said whom it verified (NoteVerifiedPrincipal).
+      if (principal_id_.empty() && !verified_ && options_->signer != nullptr && context_ != nullptr) {
         auto principal = options_->signer->Verify(*context_, method_);
         if (principal.ok()) principal_id_ = principal->id();
       }
@@ -155,6 +164,8 @@ class AccessLogInterceptor final : public grpc::experimental::Interceptor {
   const ServerOptions* options_;
   MethodMetrics& metrics_;
   grpc::ServerContextBase* context_;
+  const bool verify_at_start_;
+  bool verified_ = false;
   absl::Time start_;
   std::string request_id_;
   std::string traceparent_;
