@@ -68,9 +68,16 @@ absl::Status DecisionFeed::Poll() {
     // Start at the present: history is served from the database on demand.
     absl::StatusOr<int64_t> latest = store_.LatestDecisionSeq();
     if (!latest.ok()) return latest.status();
-    absl::MutexLock lock(&mu_);
-    latest_ = std::max(latest_, *latest);
-    primed_ = true;
+    {
+      absl::MutexLock lock(&mu_);
+      latest_ = std::max(latest_, *latest);
+      primed_ = true;
+    }
+    // A watch that started before this first read may be waiting for
+    // decisions committed in between: they are history to the feed (never in
+    // its window, never announced), so wake every watcher to read them
+    // (After() serves them from the database).
+    NotifyListeners();
     return absl::OkStatus();
   }
   bool any = false;

@@ -157,7 +157,9 @@ class AssessmentServiceTest : public PostgresTest {
     if (!url_.empty()) EXPECT_TRUE(cluster().DropDatabase(url_).ok());
   }
 
-  std::unique_ptr<Replica> StartReplica(bool start_relay = false) {
+  // `start_feed` false leaves the decision feed's thread off (a test then
+  // drives it with feed->Poll()).
+  std::unique_ptr<Replica> StartReplica(bool start_relay = false, bool start_feed = true) {
     auto r = std::make_unique<Replica>();
     db::PoolOptions options;
     options.url = url_;
@@ -182,7 +184,7 @@ class AssessmentServiceTest : public PostgresTest {
         if (start_relay) relay->Start();
       } else {
         r->feed = dynamic_cast<DecisionFeed*>(t.get());
-        t->Start();
+        if (start_feed || r->feed == nullptr) t->Start();
       }
     }
     ServerOptions server_options;
@@ -686,6 +688,34 @@ TEST_F(AssessmentServiceTest, WatchDecisionsFiltersByRegionAcrossReplicas) {
   EXPECT_TRUE(e->decided_case().decision().on_behalf_of_region());
   resume_ctx.TryCancel();
   resumed->Finish();
+}
+
+// A replica whose feed has not made its first read yet when a watch starts,
+// and a decision committed in between (a replica just started, as in the
+// test above under load): the feed's first read takes that decision as
+// history, and must still wake the watch, which then reads it.
+TEST_F(AssessmentServiceTest, AWatchStartedBeforeTheFeedsFirstReadGetsWhatWasDecidedMeanwhile) {
+  replica2_ = StartReplica(/*start_relay=*/false, /*start_feed=*/false);
+  ASSERT_NE(replica2_, nullptr);
+  ASSERT_NE(replica2_->feed, nullptr);
+  auto stub2 = v1::Assessment::NewStub(replica2_->channel);
+  const std::string h1 = Submit("WF-1", cv1::REGION_HOVEDSTADEN);
+
+  grpc::ClientContext ctx;
+  Sign(ctx, kHovedstaden, v1::Assessment::service_full_name(), "WatchDecisions");
+  // A regression ends the test at this deadline instead of hanging it.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::WatchDecisionsRequest req;
+  auto reader = stub2->WatchDecisions(&ctx, req);
+  reader->WaitForInitialMetadata();
+  ASSERT_TRUE(Decide(kHovedstaden, h1, v1::OUTCOME_RECOMMENDED).ok());  // on replica 1
+
+  ASSERT_TRUE(replica2_->feed->Poll().ok());  // the feed's first read
+  std::optional<v1::DecisionEvent> e = Next(*reader);
+  ASSERT_TRUE(e.has_value()) << reader->Finish().error_message();
+  EXPECT_EQ(e->decided_case().name(), h1);
+  ctx.TryCancel();
+  reader->Finish();
 }
 
 // Imports the Forum's fixture through ApplyIntakeEvent, as intake's outbox does.
