@@ -739,6 +739,23 @@ TEST_F(GatewayE2ETest, BusyPollingProxiesEveryCallAndStopsPollingWhenIdle) {
   EXPECT_LT(absl::Now() - stop, absl::Seconds(10));
 }
 
+// A busy-polling window outside 0..10ms is refused at start-up, by name,
+// before the gateway touches its database or listens.
+TEST(GatewaySettingsTest, BusyPollOutsideItsBoundsIsRefusedAtStartUp) {
+  const std::string gateway = ShellQuote(Suite::BinaryDir() + "/services/gateway/gateway");
+  for (const char* bad : {"1s", "-1ms"}) {
+    auto [code, out] = RunCommand(absl::StrCat(gateway, " --proxy_busy_poll=", bad,
+                                               " --db_url=postgresql://127.0.0.1:1/none --principal_key_file=/dev/null",
+                                               " --listen=127.0.0.1:0 2>&1"));
+    EXPECT_EQ(code, 2) << bad << ": " << out;
+    EXPECT_THAT(out, HasSubstr("--proxy_busy_poll")) << bad;
+  }
+  // Too long a window (the parser already refuses a negative one).
+  auto [code, out] = RunCommand(absl::StrCat(gateway, " --proxy_busy_poll=1s 2>&1"));
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--proxy_busy_poll must be between 0 (off) and 10ms"));
+}
+
 TEST_F(GatewayE2ETest, HealthWatchSendsTheStatusAndEndsAtShutdown) {
   StartSuite();
   auto health = grpc::health::v1::Health::NewStub(channel_);
