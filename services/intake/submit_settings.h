@@ -1,6 +1,7 @@
 #pragma once
 // Intake's group-commit settings (docs/OPERATIONS.md): how many submit
-// batches are written at once and how large one may be. Refused at start-up
+// batches are written at once, how large one may be and how small one may
+// be under load. Refused at start-up
 // (exit code 2 in RunService) when they cannot work with the pool.
 
 #include <algorithm>
@@ -22,6 +23,7 @@ inline absl::StatusOr<GroupCommitOptions> ReadSubmitBatching(Config& config, int
   const int64_t writers =
       config.Int("submit_writers", std::clamp(pool_size / 2, 1, options.max_writers));
   const int64_t max_batch = config.Int("submit_max_batch", static_cast<int64_t>(options.max_batch));
+  const int64_t min_batch = config.Int("submit_min_batch", static_cast<int64_t>(options.min_batch));
   std::vector<std::string> problems;
   if (writers < 1 || writers > pool_size) {
     problems.push_back(absl::StrCat("--submit_writers must be between 1 and --db_pool_size (", pool_size, "), got ",
@@ -30,9 +32,14 @@ inline absl::StatusOr<GroupCommitOptions> ReadSubmitBatching(Config& config, int
   if (max_batch < 1 || max_batch > 1000) {
     problems.push_back(absl::StrCat("--submit_max_batch must be between 1 and 1000, got ", max_batch));
   }
+  if (min_batch < 1 || min_batch > std::max<int64_t>(max_batch, 1)) {
+    problems.push_back(absl::StrCat("--submit_min_batch must be between 1 and --submit_max_batch (", max_batch,
+                                    "), got ", min_batch));
+  }
   if (!problems.empty()) return absl::FailedPreconditionError(absl::StrCat("config: ", absl::StrJoin(problems, "; ")));
   options.max_writers = static_cast<int>(writers);
   options.max_batch = static_cast<size_t>(max_batch);
+  options.min_batch = static_cast<size_t>(min_batch);
   return options;
 }
 

@@ -3,7 +3,7 @@
 // through a real stub, against the PostgreSQL server given by --db_url.
 //
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
-//                [--writers=4] [--max_batch=64]   the group commit's bounds
+//                [--writers=4] [--max_batch=64] [--min_batch=2]   the group commit's bounds
 //                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
 //                [--client_retries=off|on]         gRPC's retry machinery on the client channels (default off)
 //                [--client_signatures=cached|per_call]  reuse a client's signed principal for 30 s (default), or sign each call
@@ -11,6 +11,7 @@
 //   intake_bench --db_url=URL --mode=import --file=forum_cases_2024.csv
 //   intake_bench --db_url=URL --mode=import --synthetic_rows=1000000
 //   intake_bench --db_url=URL --mode=serve [--pool=16]     prints "PORT n", serves until stdin closes
+//                [--after_migrate_sql=FILE]   schema experiments: SQL run once after the migrations
 //   intake_bench --target=127.0.0.1:n --mode=submit ...    clients only, against a serving process
 //
 // The database must be empty (the script creates a fresh one per mode).
@@ -26,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -168,9 +170,24 @@ int main(int argc, char** argv) {
       std::cerr << m.status() << "\n";
       return 1;
     }
+    // Experiments with the schema (index, collation, constraint variants)
+    // on the real workload: SQL run once after the migrations.
+    if (!args["after_migrate_sql"].empty()) {
+      std::ifstream in(args["after_migrate_sql"]);
+      const std::string sql((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (auto s = pool->Run([&](pqxx::work& tx) {
+            tx.exec(sql);
+            return absl::OkStatus();
+          });
+          !s.ok() || !in) {
+        std::cerr << "--after_migrate_sql: " << s << "\n";
+        return 1;
+      }
+    }
     medkoord::intake::GroupCommitOptions batching;
     if (args.count("max_batch")) batching.max_batch = std::stoul(args["max_batch"]);
     if (args.count("writers")) batching.max_writers = std::stoi(args["writers"]);
+    if (args.count("min_batch")) batching.min_batch = std::stoul(args["min_batch"]);
     store = std::make_unique<medkoord::intake::IntakeStore>(*pool, batching);
     service = std::make_unique<medkoord::intake::IntakeService>(*store, signer, clock);
     medkoord::ServerOptions server_options;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,7 +33,13 @@ class Recorder {
     absl::MutexLock lock(&mu_);
     batches_.push_back(inputs);
     ++in_write_;
-    auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_; };
+    auto released = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (hold_) return false;
+      for (int in : inputs) {
+        if (held_.count(in)) return false;
+      }
+      return true;
+    };
     mu_.Await(absl::Condition(&released));
     --in_write_;
     return out;
@@ -40,6 +47,15 @@ class Recorder {
   void Hold(bool hold) {
     absl::MutexLock lock(&mu_);
     hold_ = hold;
+  }
+  // Holds (or lets go of) the writes of batches that contain `in`.
+  void HoldItem(int in, bool hold) {
+    absl::MutexLock lock(&mu_);
+    if (hold) {
+      held_.insert(in);
+    } else {
+      held_.erase(in);
+    }
   }
   void AwaitWrites(int n) {
     absl::MutexLock lock(&mu_);
@@ -54,6 +70,7 @@ class Recorder {
  private:
   absl::Mutex mu_;
   bool hold_ = false;
+  std::set<int> held_;
   int in_write_ = 0;
   std::vector<std::vector<int>> batches_;
 };
@@ -146,6 +163,69 @@ TEST(IntakeGroupCommitTest, UpToMaxWritersBatchesAreWrittenAtOnce) {
   EXPECT_THAT(r.batches()[2], ElementsAre(3));
 }
 
+// Two writers; writer A writes [0] and writer B [1] until the test lets them
+// go, then B takes [2, 3], which queued meanwhile, and A finishes: A is free
+// while B writes two calls, so three calls in the service (with the next)
+// outnumber the two writers. Returns the threads running calls 0..3.
+std::vector<std::thread> LoadOneWriterWithTwoCalls(Commit& commit, Recorder& r) {
+  for (int i = 0; i <= 3; ++i) r.HoldItem(i, true);
+  std::vector<std::thread> calls;
+  Commit* c = &commit;
+  calls.emplace_back([c] { c->Run(0); });
+  r.AwaitWrites(1);
+  calls.emplace_back([c] { c->Run(1); });
+  r.AwaitWrites(2);  // not loaded yet: 2 calls, 2 writers
+  calls.emplace_back([c] { c->Run(2); });
+  AwaitQueued(commit, 1);
+  calls.emplace_back([c] { c->Run(3); });
+  AwaitQueued(commit, 2);
+  r.HoldItem(1, false);  // B finishes [1] and takes both queued calls
+  AwaitQueued(commit, 0);
+  r.HoldItem(0, false);  // A finishes [0]; B still writes [2, 3]
+  calls.front().join();
+  calls.erase(calls.begin());
+  return calls;
+}
+
+TEST(IntakeGroupCommitTest, UnderLoadAFreeWriterWaitsForASecondCallWhileABatchIsBeingWritten) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2});
+  std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
+  calls.emplace_back([&] { commit.Run(4); });
+  AwaitQueued(commit, 1);  // A does not take 4 alone: 3 calls in the service, 2 writers
+  calls.emplace_back([&] { commit.Run(5); });
+  // Until 5 is queued or taken (taken alone, 4 would show as its own batch).
+  while (commit.queued() + static_cast<size_t>(commit.stats().items) < 6) std::this_thread::yield();
+  for (int i = 2; i <= 3; ++i) r.HoldItem(i, false);
+  for (auto& t : calls) t.join();
+  EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3), ElementsAre(4, 5)));
+}
+
+TEST(IntakeGroupCommitTest, UnderLoadALoneCallWaitsOnlyUntilTheBatchBeingWrittenIsDone) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2});
+  std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
+  std::string result;
+  calls.emplace_back([&] { result = commit.Run(4); });
+  AwaitQueued(commit, 1);
+  for (int i = 2; i <= 3; ++i) r.HoldItem(i, false);  // no batch is written any more: 4 goes alone
+  for (auto& t : calls) t.join();
+  EXPECT_EQ(result, "r4");
+  EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3), ElementsAre(4)));
+}
+
+TEST(IntakeGroupCommitTest, WithMinBatchOneAFreeWriterTakesALoneCallAtOnceEvenUnderLoad) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 1});
+  std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
+  r.HoldItem(4, true);
+  calls.emplace_back([&] { commit.Run(4); });
+  r.AwaitWrites(2);  // A writes [4] while B still writes [2, 3]
+  for (int i = 2; i <= 4; ++i) r.HoldItem(i, false);
+  for (auto& t : calls) t.join();
+  EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3), ElementsAre(4)));
+}
+
 TEST(IntakeGroupCommitTest, StartReturnsAtOnceAndDoneGetsTheCallsOwnResult) {
   Recorder r;
   std::vector<std::string> results(5);
@@ -188,14 +268,16 @@ TEST(SubmitSettingsTest, DefaultsFlagsAndEnvironment) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->max_writers, 4);
   EXPECT_EQ(d->max_batch, 64u);
+  EXPECT_EQ(d->min_batch, 2u);
   // A small pool gets fewer writers: half of it, at least one.
   EXPECT_EQ(ReadBatching({}, {}, 4)->max_writers, 2);
   EXPECT_EQ(ReadBatching({}, {}, 1)->max_writers, 1);
   absl::StatusOr<GroupCommitOptions> s =
-      ReadBatching({"--submit_writers=7"}, {{"MEDKOORD_SUBMIT_MAX_BATCH", "200"}}, 16);
+      ReadBatching({"--submit_writers=7", "--submit_min_batch=5"}, {{"MEDKOORD_SUBMIT_MAX_BATCH", "200"}}, 16);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->max_writers, 7);
   EXPECT_EQ(s->max_batch, 200u);
+  EXPECT_EQ(s->min_batch, 5u);
 }
 
 TEST(SubmitSettingsTest, WritersAreBoundedByThePoolAndBatchesBySize) {
@@ -207,6 +289,11 @@ TEST(SubmitSettingsTest, WritersAreBoundedByThePoolAndBatchesBySize) {
   EXPECT_FALSE(ReadBatching({"--submit_writers=0"}, {}, 8).ok());
   EXPECT_TRUE(ReadBatching({"--submit_writers=8"}, {}, 8).ok());
   EXPECT_FALSE(ReadBatching({"--submit_max_batch=1001"}, {}, 8).ok());
+  absl::StatusOr<GroupCommitOptions> m = ReadBatching({"--submit_max_batch=8", "--submit_min_batch=9"}, {}, 8);
+  ASSERT_FALSE(m.ok());
+  EXPECT_THAT(m.status().message(), ::testing::HasSubstr("--submit_min_batch must be between 1 and --submit_max_batch (8), got 9"));
+  EXPECT_FALSE(ReadBatching({"--submit_min_batch=0"}, {}, 8).ok());
+  EXPECT_TRUE(ReadBatching({"--submit_min_batch=1"}, {}, 8).ok());
 }
 
 }  // namespace
