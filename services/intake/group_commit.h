@@ -11,7 +11,9 @@
 // submit, against about 55 µs per row) is paid per batch. So while a batch is
 // being written and the calls in the service (queued and being written)
 // outnumber the writers, a free writer takes the queue only once it holds
-// `min_batch` calls, or once no batch is being written any more. At low
+// `min_batch` calls, or once no batch is being written any more (measured
+// in docs/BENCHMARKS.md, Intake, session 5: 4 beat 2 and 1 at 8 and 32
+// clients). At low
 // concurrency (no more calls than writers) every call is taken at once, as
 // before; nothing waits on a timer, only on a write that is already running.
 //
@@ -44,7 +46,7 @@ struct GroupCommitOptions {
   int max_writers = 4;
   // Under load (see above), the fewest calls a writer takes while another
   // batch is being written; 1 takes any call at once.
-  size_t min_batch = 2;
+  size_t min_batch = 4;
 };
 
 struct GroupCommitStats {

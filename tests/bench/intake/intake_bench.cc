@@ -5,6 +5,7 @@
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
 //                [--writers=4] [--max_batch=64] [--min_batch=2]   the group commit's bounds
 //                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
+//                [--channels=4]                    connections the clients' calls are spread over
 //                [--client_retries=off|on]         gRPC's retry machinery on the client channels (default off)
 //                [--client_signatures=cached|per_call]  reuse a client's signed principal for 30 s (default), or sign each call
 //                [--server_signer=on|off]          the access log verifies the principal, as in the service (on)
@@ -223,8 +224,11 @@ int main(int argc, char** argv) {
     const int seconds = args.count("seconds") ? std::stoi(args["seconds"]) : 30;
     const std::string client_mode = args.count("client") ? args["client"] : "callback";
     const bool client_retries = args["client_retries"] == "on";
+    // Connections the clients share (calls are multiplexed on them, as the
+    // gateway's calls to intake are on its backend channels).
+    const int channel_count = args.count("channels") ? std::stoi(args["channels"]) : 4;
     std::vector<std::shared_ptr<grpc::Channel>> channels;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < channel_count; ++i) {
       grpc::ChannelArguments ch_args;
       ch_args.SetInt("bench_channel", i);  // distinct channels, distinct connections
       // A lean submitter: no retry machinery (gRPC 1.51 has it on by

@@ -268,7 +268,7 @@ TEST(SubmitSettingsTest, DefaultsFlagsAndEnvironment) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->max_writers, 4);
   EXPECT_EQ(d->max_batch, 64u);
-  EXPECT_EQ(d->min_batch, 2u);
+  EXPECT_EQ(d->min_batch, 4u);
   // A small pool gets fewer writers: half of it, at least one.
   EXPECT_EQ(ReadBatching({}, {}, 4)->max_writers, 2);
   EXPECT_EQ(ReadBatching({}, {}, 1)->max_writers, 1);
