@@ -8,7 +8,7 @@
 #   bash tests/bench/intake/compare.sh BUILD_DIR 'service flags | client flags' ...
 #   e.g. compare.sh build '--sync_pollers=1 |' '| --client_retries=on'
 #   A variant may start with @/path/to/intake_bench to run another build.
-#   SECONDS_SUBMIT=15 ROUNDS=2 CLIENTS=32 POOL=16 WRITERS=4 MAX_BATCH=64 SHOW_THREADS=1
+#   SECONDS_SUBMIT=15 ROUNDS=2 CLIENTS=32 POOL=16 WRITERS=4 MAX_BATCH=64 MIN_BATCH=4 SHOW_THREADS=1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -16,7 +16,7 @@ BUILD=${1:?build dir}
 shift
 SECONDS_SUBMIT=${SECONDS_SUBMIT:-15}
 ROUNDS=${ROUNDS:-2}
-COMMON_SERVE="--pool=${POOL:-16} --writers=${WRITERS:-4} --max_batch=${MAX_BATCH:-64}"
+COMMON_SERVE="--pool=${POOL:-16} --writers=${WRITERS:-4} --max_batch=${MAX_BATCH:-64} --min_batch=${MIN_BATCH:-4}"
 COMMON_CLIENT="--clients=${CLIENTS:-32}"
 
 source "$ROOT/tests/bench/pgbench/private_cluster.sh"

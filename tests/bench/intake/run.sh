@@ -13,7 +13,7 @@
 #
 #   bash tests/bench/intake/run.sh [BUILD_DIR]      default: build
 #   SECONDS_SUBMIT=30 ROWS=1000000 CLIENTS=32 POOL=16   overrides
-#   WRITERS=4 MAX_BATCH=64   the group commit's bounds (services/intake/group_commit.h)
+#   WRITERS=4 MAX_BATCH=64 MIN_BATCH=4   the group commit's bounds (services/intake/group_commit.h)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -23,7 +23,7 @@ SECONDS_SUBMIT=${SECONDS_SUBMIT:-30}
 ROWS=${ROWS:-1000000}
 CLIENTS=${CLIENTS:-32}
 POOL=${POOL:-16}
-BATCHING="--writers=${WRITERS:-4} --max_batch=${MAX_BATCH:-64}"
+BATCHING="--writers=${WRITERS:-4} --max_batch=${MAX_BATCH:-64} --min_batch=${MIN_BATCH:-4}"
 FIXTURES=$ROOT/tests/fixtures
 [ -f "$FIXTURES/forum_cases_2024.csv" ] || FIXTURES=$ROOT/../shared/fixtures
 [ -x "$BENCH" ] || { echo "build intake_bench first: cmake --build $BUILD --target intake_bench" >&2; exit 2; }
