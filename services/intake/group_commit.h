@@ -11,11 +11,11 @@
 // submit, against about 55 µs per row) is paid per batch. So while a batch is
 // being written and the calls in the service (queued and being written)
 // outnumber the writers, a free writer takes the queue only once it holds
-// `min_batch` calls, or once no batch is being written any more (measured
-// in docs/BENCHMARKS.md, Intake, session 5: 4 beat 2 and 1 at 8 and 32
-// clients). At low
-// concurrency (no more calls than writers) every call is taken at once, as
-// before; nothing waits on a timer, only on a write that is already running.
+// `min_batch` calls, once no batch is being written any more, or after
+// `max_wait` (a batch being written may be stuck on a lock, and a call must
+// not wait for it). Measured in docs/BENCHMARKS.md, Intake, session 5: 4
+// beat 2 and 1 at 8 and 32 clients. At low concurrency (no more calls than
+// writers) every call is taken at once, as before.
 //
 // Writers are threads of their own (`max_writers`), so that a caller (a
 // gRPC callback, say) never blocks on the database: Start() queues and
@@ -37,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 
 namespace medkoord::intake {
 
@@ -47,6 +48,8 @@ struct GroupCommitOptions {
   // Under load (see above), the fewest calls a writer takes while another
   // batch is being written; 1 takes any call at once.
   size_t min_batch = 4;
+  // The longest a call waits for company under load (about one commit).
+  absl::Duration max_wait = absl::Milliseconds(2);
 };
 
 struct GroupCommitStats {
@@ -115,7 +118,9 @@ class GroupCommit {
     DoneFn done;
   };
 
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  bool HasCalls() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; }
+
+  bool ReadyToWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stopping_) return true;
     if (queue_.empty()) return false;
     const bool loaded = queue_.size() + items_writing_ > static_cast<size_t>(options_.max_writers);
@@ -125,8 +130,12 @@ class GroupCommit {
   void WriterLoop() {
     absl::MutexLock lock(&mu_);
     while (true) {
-      mu_.Await(absl::Condition(this, &GroupCommit::HasWork));
-      if (queue_.empty()) return;  // stopping, and nothing left
+      mu_.Await(absl::Condition(this, &GroupCommit::HasCalls));
+      if (!ReadyToWrite()) mu_.AwaitWithTimeout(absl::Condition(this, &GroupCommit::ReadyToWrite), options_.max_wait);
+      if (queue_.empty()) {
+        if (stopping_) return;  // and nothing left
+        continue;               // another writer took them
+      }
       std::vector<std::unique_ptr<Slot>> batch;
       const size_t n = std::min(queue_.size(), options_.max_batch);
       batch.reserve(n);

@@ -3,7 +3,7 @@
 // through a real stub, against the PostgreSQL server given by --db_url.
 //
 //   intake_bench --db_url=URL --mode=submit [--clients=32] [--seconds=30] [--pool=16]
-//                [--writers=4] [--max_batch=64] [--min_batch=2]   the group commit's bounds
+//                [--writers=4] [--max_batch=64] [--min_batch=4] [--max_wait_us=2000]   the group commit's bounds
 //                [--client=callback|sync]          callback stubs (default) or a blocking thread per client
 //                [--channels=4]                    connections the clients' calls are spread over
 //                [--client_retries=off|on]         gRPC's retry machinery on the client channels (default off)
@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
     if (args.count("max_batch")) batching.max_batch = std::stoul(args["max_batch"]);
     if (args.count("writers")) batching.max_writers = std::stoi(args["writers"]);
     if (args.count("min_batch")) batching.min_batch = std::stoul(args["min_batch"]);
+    if (args.count("max_wait_us")) batching.max_wait = absl::Microseconds(std::stol(args["max_wait_us"]));
     store = std::make_unique<medkoord::intake::IntakeStore>(*pool, batching);
     service = std::make_unique<medkoord::intake::IntakeService>(*store, signer, clock);
     medkoord::ServerOptions server_options;

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 
 namespace medkoord::intake {
 namespace {
@@ -189,7 +190,7 @@ std::vector<std::thread> LoadOneWriterWithTwoCalls(Commit& commit, Recorder& r) 
 
 TEST(IntakeGroupCommitTest, UnderLoadAFreeWriterWaitsForASecondCallWhileABatchIsBeingWritten) {
   Recorder r;
-  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2});
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2, .max_wait = absl::InfiniteDuration()});
   std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
   calls.emplace_back([&] { commit.Run(4); });
   AwaitQueued(commit, 1);  // A does not take 4 alone: 3 calls in the service, 2 writers
@@ -203,12 +204,31 @@ TEST(IntakeGroupCommitTest, UnderLoadAFreeWriterWaitsForASecondCallWhileABatchIs
 
 TEST(IntakeGroupCommitTest, UnderLoadALoneCallWaitsOnlyUntilTheBatchBeingWrittenIsDone) {
   Recorder r;
-  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2});
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2, .max_wait = absl::InfiniteDuration()});
   std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
   std::string result;
   calls.emplace_back([&] { result = commit.Run(4); });
   AwaitQueued(commit, 1);
   for (int i = 2; i <= 3; ++i) r.HoldItem(i, false);  // no batch is written any more: 4 goes alone
+  for (auto& t : calls) t.join();
+  EXPECT_EQ(result, "r4");
+  EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3), ElementsAre(4)));
+}
+
+TEST(IntakeGroupCommitTest, UnderLoadALoneCallWaitsNoLongerThanMaxWaitForABatchThatIsStuck) {
+  Recorder r;
+  Commit commit = Make(r, {.max_batch = 64, .max_writers = 2, .min_batch = 2, .max_wait = absl::Milliseconds(1)});
+  std::vector<std::thread> calls = LoadOneWriterWithTwoCalls(commit, r);
+  absl::Notification written;
+  std::string result;
+  calls.emplace_back([&] {
+    result = commit.Run(4);
+    written.Notify();
+  });
+  // B still writes [2, 3] (held: stuck on a lock, say); 4 is written anyway.
+  EXPECT_TRUE(written.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(r.batches().size(), 4u);
+  for (int i = 2; i <= 3; ++i) r.HoldItem(i, false);
   for (auto& t : calls) t.join();
   EXPECT_EQ(result, "r4");
   EXPECT_THAT(r.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3), ElementsAre(4)));
@@ -269,15 +289,18 @@ TEST(SubmitSettingsTest, DefaultsFlagsAndEnvironment) {
   EXPECT_EQ(d->max_writers, 4);
   EXPECT_EQ(d->max_batch, 64u);
   EXPECT_EQ(d->min_batch, 4u);
+  EXPECT_EQ(d->max_wait, absl::Milliseconds(2));
   // A small pool gets fewer writers: half of it, at least one.
   EXPECT_EQ(ReadBatching({}, {}, 4)->max_writers, 2);
   EXPECT_EQ(ReadBatching({}, {}, 1)->max_writers, 1);
   absl::StatusOr<GroupCommitOptions> s =
-      ReadBatching({"--submit_writers=7", "--submit_min_batch=5"}, {{"MEDKOORD_SUBMIT_MAX_BATCH", "200"}}, 16);
+      ReadBatching({"--submit_writers=7", "--submit_min_batch=5"},
+                   {{"MEDKOORD_SUBMIT_MAX_BATCH", "200"}, {"MEDKOORD_SUBMIT_MAX_WAIT", "500us"}}, 16);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->max_writers, 7);
   EXPECT_EQ(s->max_batch, 200u);
   EXPECT_EQ(s->min_batch, 5u);
+  EXPECT_EQ(s->max_wait, absl::Microseconds(500));
 }
 
 TEST(SubmitSettingsTest, WritersAreBoundedByThePoolAndBatchesBySize) {
@@ -294,6 +317,10 @@ TEST(SubmitSettingsTest, WritersAreBoundedByThePoolAndBatchesBySize) {
   EXPECT_THAT(m.status().message(), ::testing::HasSubstr("--submit_min_batch must be between 1 and --submit_max_batch (8), got 9"));
   EXPECT_FALSE(ReadBatching({"--submit_min_batch=0"}, {}, 8).ok());
   EXPECT_TRUE(ReadBatching({"--submit_min_batch=1"}, {}, 8).ok());
+  absl::StatusOr<GroupCommitOptions> w = ReadBatching({"--submit_max_wait=1s"}, {}, 8);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.status().message(), ::testing::HasSubstr("--submit_max_wait must be between 0s and 100ms, got 1s"));
+  EXPECT_TRUE(ReadBatching({"--submit_max_wait=0s"}, {}, 8).ok());
 }
 
 }  // namespace
