@@ -1,7 +1,7 @@
 #pragma once
 // Group commit for concurrent single-row writes: calls that arrive while a
 // batch is being written queue up, and the next free writer takes
-// everything queued (up to `max_batch`) into one write. No timer: a writer
+// everything queued (up to `max_batch`) into one write. No linger: a writer
 // that is idle takes a call the moment it is queued, alone if nothing else
 // waits, so an idle service answers without waiting for company; under load
 // the batch grows with the number of calls that arrive during one write.
