@@ -554,6 +554,19 @@ void AnswerUnstored(pqxx::transaction_base& tx, const IntakeStore::PendingSubmit
   out.alone = true;
 }
 
+// Each row's answer once the batch statement has run: its stored record, or
+// what AnswerUnstored finds.
+void AnswerBatch(pqxx::transaction_base& tx, const std::vector<const IntakeStore::PendingSubmit*>& batch,
+                 const std::vector<char>& stored, std::vector<IntakeStore::BatchOutcome>& out) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (stored[i]) {
+      out[i].result = IntakeStore::Submitted{batch[i]->record, false};
+    } else {
+      AnswerUnstored(tx, *batch[i], out[i]);
+    }
+  }
+}
+
 void BatchFailed(const absl::Status& status, std::vector<IntakeStore::BatchOutcome>& out) {
   // The batch failed as a whole (a row the database refused, an outage):
   // every row is written on its own, so a bad row fails only itself and
@@ -602,13 +615,7 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::
           request_used = true;
           return absl::OkStatus();
         }
-        for (size_t i = 0; i < n; ++i) {
-          if (stored[i]) {
-            out[i].result = Submitted{batch[i]->record, false};
-          } else {
-            AnswerUnstored(tx, *batch[i], out[i]);
-          }
-        }
+        AnswerBatch(tx, batch, stored, out);
         return absl::OkStatus();
       },
       /*repeatable=*/true);
@@ -650,13 +657,7 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatchClaimingFirs
     if (any_release) {
       tx.exec_prepared0("request_release", release_principal.Done(), release_request.Done(), release_resource.Done());
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (inserted[i]) {
-        out[i].result = Submitted{batch[i]->record, false};
-      } else {
-        AnswerUnstored(tx, *batch[i], out[i]);
-      }
-    }
+    AnswerBatch(tx, batch, inserted, out);
     return absl::OkStatus();
   });
   if (!status.ok()) BatchFailed(status, out);

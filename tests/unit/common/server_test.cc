@@ -35,6 +35,15 @@ std::shared_ptr<grpc::Channel> Channel(int port) {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
 }
 
+// Starts `service` as the "echo" server; `log_signer` verifies principals
+// for the access log.
+absl::StatusOr<std::unique_ptr<Server>> StartEcho(grpc::Service& service, const PrincipalSigner* log_signer = nullptr) {
+  ServerOptions options;
+  options.service_name = "echo";
+  options.signer = log_signer;
+  return Server::Start(std::move(options), {&service});
+}
+
 HealthCheckResponse::ServingStatus Health(int port) {
   auto stub = grpc::health::v1::Health::NewStub(Channel(port));
   grpc::ClientContext ctx;
@@ -68,9 +77,7 @@ TEST(ServerTest, HealthFollowsReadiness) {
 
 TEST(ServerTest, ListsServicesThroughReflection) {
   testing::EchoService echo(nullptr);
-  ServerOptions options;
-  options.service_name = "echo";
-  auto server = Server::Start(options, {&echo});
+  auto server = StartEcho(echo);
   ASSERT_TRUE(server.ok());
   auto names = ListServicesByReflection(Channel((*server)->port()));
   ASSERT_TRUE(names.ok()) << names.status();
@@ -81,10 +88,7 @@ TEST(ServerTest, ListsServicesThroughReflection) {
 TEST(ServerTest, HandlerRefusesMissingOrForgedPrincipal) {
   auto signer = *PrincipalSigner::Create(kKey);
   testing::EchoService echo(&signer);
-  ServerOptions options;
-  options.service_name = "echo";
-  options.signer = &signer;
-  auto server = Server::Start(options, {&echo});
+  auto server = StartEcho(echo, &signer);
   ASSERT_TRUE(server.ok());
   auto stub = medkoord::testing::v1::Echo::NewStub(Channel((*server)->port()));
   const std::string method = FullMethodName(medkoord::testing::v1::Echo::service_full_name(), "Echo");
@@ -142,9 +146,7 @@ TEST(ServerTest, AccessLogNamesThePrincipalTheHandlerVerified) {
     // No signer for the log: it names what the handler noted, on the
     // handler's thread while it runs.
     testing::EchoService echo(&signer, [] { NoteVerifiedPrincipal("noted-by-handler"); });
-    ServerOptions options;
-    options.service_name = "echo";
-    auto server = Server::Start(options, {&echo});
+    auto server = StartEcho(echo);
     ASSERT_TRUE(server.ok());
     NoteVerifiedPrincipal("not in a call");  // no call on this thread: ignored
     ::testing::internal::CaptureStderr();
@@ -155,10 +157,7 @@ TEST(ServerTest, AccessLogNamesThePrincipalTheHandlerVerified) {
   {
     // A handler that notes nothing: the log verifies the principal itself.
     testing::EchoService echo(&signer);
-    ServerOptions options;
-    options.service_name = "echo";
-    options.signer = &signer;
-    auto server = Server::Start(options, {&echo});
+    auto server = StartEcho(echo, &signer);
     ASSERT_TRUE(server.ok());
     ::testing::internal::CaptureStderr();
     EXPECT_EQ(call((*server)->port(), signer), grpc::StatusCode::OK);
@@ -233,9 +232,7 @@ constexpr char kTrace[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 class TraceRecordingServer {
  public:
   TraceRecordingServer() : echo_(nullptr, [this] { seen_ = log::CurrentTraceparent(); }) {
-    ServerOptions options;
-    options.service_name = "echo";
-    auto server = Server::Start(options, {&echo_});
+    auto server = StartEcho(echo_);
     EXPECT_TRUE(server.ok()) << server.status();
     if (server.ok()) server_ = *std::move(server);
   }
