@@ -39,16 +39,19 @@ for round in $(seq "$ROUNDS"); do
 done
 DURATION=$SECONDS_PAIR pgbench_baseline >/dev/null
 baselines+=("$BASELINE_TPS")
-python3 - "${baselines[@]}" -- "${submits[@]}" <<'PY'
-import statistics, sys
-args = sys.argv[1:]
-cut = args.index("--")
-base = [float(x) for x in args[:cut]]
-subs = [float(x) for x in args[cut + 1:]]
-ratios = [s / ((base[i] + base[i + 1]) / 2) for i, s in enumerate(subs)]
-print("ratios: " + " ".join(f"{r:.3f}" for r in ratios))
-print(f"PAIRED RATIO median {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}] "
-      f"over {len(ratios)} rounds; pgbench {min(base):.0f}-{max(base):.0f} tps; "
-      f"rounds at or above 0.5: {sum(r >= 0.5 for r in ratios)} of {len(ratios)}")
-PY
+# Each round's ratio against the mean of its neighbouring baselines; median.
+ratios=()
+for i in "${!submits[@]}"; do
+  ratios+=("$(awk -v s="${submits[$i]}" -v a="${baselines[$i]}" -v b="${baselines[$((i + 1))]}" 'BEGIN { printf "%.3f", s / ((a + b) / 2) }')")
+done
+echo "ratios: ${ratios[*]}"
+printf '%s\n' "${ratios[@]}" | sort -n | awk -v base="${baselines[*]}" '
+  { r[NR] = $1; if ($1 >= 0.5) met++ }
+  END {
+    median = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    n = split(base, b, " "); lo = b[1]; hi = b[1]
+    for (i = 2; i <= n; i++) { if (b[i] < lo) lo = b[i]; if (b[i] > hi) hi = b[i] }
+    printf "PAIRED RATIO median %.3f [%.3f-%.3f] over %d rounds; pgbench %.0f-%.0f tps; rounds at or above 0.5: %d of %d\n",
+      median, r[1], r[NR], NR, lo, hi, met + 0, NR
+  }'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
