@@ -4,7 +4,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -221,55 +220,23 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
             "VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT DO NOTHING RETURNING resource");
   c.prepare("app_next_block", "SELECT nextval('application_number')");
-  // Insert the application, claim the request_id, write its outbox event:
-  // one statement, run without BEGIN/COMMIT (it is atomic on its own). The
-  // application goes first with ON CONFLICT DO NOTHING (case_ref or
-  // region_ref taken: nothing at all is written); the claim has no ON
-  // CONFLICT, so a used request_id fails the whole statement with a unique
-  // violation and leaves nothing behind. (Every WITH part runs, whether the
-  // final SELECT reads it or not.) Answers the number inserted.
+  // Insert the application with its request_id and write its outbox event:
+  // one statement, run without BEGIN/COMMIT (it is atomic on its own). ON
+  // CONFLICT DO NOTHING covers every unique key (case_ref, region_ref,
+  // created_by + request_id): on any of them nothing at all is written, and
+  // the caller finds out which by looking. Answers the number inserted.
   c.prepare("app_submit",
             "WITH app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
             "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, created_at, updated_at) VALUES ($3, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, "
-            "$15, $16, 'open', 'submitted', $1, $4::timestamptz, $4::timestamptz) "
+            "created_by, request_id, created_at, updated_at) VALUES ($3, $5, $6, $7::date, $8, $9, $10, $11, $12, "
+            "$13, $14, $15, $16, 'open', 'submitted', $1, $2, $4::timestamptz, $4::timestamptz) "
             "ON CONFLICT DO NOTHING RETURNING case_ref), "
-            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
-            "SELECT 'application', $1, $2, case_ref, $4::timestamptz FROM app RETURNING resource), "
             "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $17, $18, $19 FROM app RETURNING id) "
             "SELECT count(*) FROM app");
   // The batch form of app_submit, used while other submissions wait: rows
-  // in arrival order (n). Here a used request_id must not fail the other
-  // rows, so the claim comes first with ON CONFLICT DO NOTHING and only
-  // claimed rows are inserted; a claim whose application hit a conflict is
-  // released by request_release in the same transaction. Answers per row
-  // whether it was claimed and whether it was stored.
-  c.prepare("app_submit_batch",
-            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
-            "$6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[], "
-            "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS u(principal_id, "
-            "request_id, case_ref, created_at, region, region_ref, submitted_on, drug_name, atc_code, indication, "
-            "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, traceparent, n)), "
-            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
-            "SELECT 'application', principal_id, request_id, case_ref, created_at FROM input ORDER BY n "
-            "ON CONFLICT DO NOTHING RETURNING resource), "
-            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
-            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, drug_name, "
-            "atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, 'open', "
-            "'submitted', principal_id, created_at, created_at FROM input "
-            "WHERE case_ref IN (SELECT resource FROM claim) ORDER BY n ON CONFLICT DO NOTHING RETURNING case_ref), "
-            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
-            "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
-            "SELECT n, case_ref IN (SELECT resource FROM claim), case_ref IN (SELECT case_ref FROM app) "
-            "FROM input ORDER BY n");
-  // The batch as one autocommit statement, the common case: like
-  // app_submit, the applications go first with ON CONFLICT DO NOTHING and
-  // the claims of the stored ones have no ON CONFLICT, so a used request_id
-  // (also twice in the batch) fails the whole statement and leaves nothing
-  // behind; the batch is then written by app_submit_batch in a transaction.
-  // Saves BEGIN and COMMIT (two round trips) per batch. Answers per row
-  // whether it was stored.
+  // inserted in arrival order (n), so of two rows with one request_id the
+  // first is stored and the second skipped like any row whose key is
+  // taken. Answers per row whether it was stored.
   c.prepare("app_submit_many",
             "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
             "$6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[], "
@@ -278,20 +245,14 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, traceparent, n)), "
             "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
             "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, drug_name, "
-            "atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, 'open', "
-            "'submitted', principal_id, created_at, created_at FROM input ORDER BY n ON CONFLICT DO NOTHING "
-            "RETURNING case_ref), "
-            "claim AS (INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
-            "SELECT 'application', principal_id, request_id, case_ref, created_at FROM input "
-            "WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING resource), "
+            "created_by, request_id, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, "
+            "drug_name, atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, "
+            "'open', 'submitted', principal_id, request_id, created_at, created_at FROM input ORDER BY n "
+            "ON CONFLICT DO NOTHING RETURNING case_ref), "
             "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
             "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
             "SELECT n, case_ref IN (SELECT case_ref FROM app) FROM input ORDER BY n");
-  c.prepare("request_release",
-            "DELETE FROM create_requests c USING unnest($1::text[], $2::text[], $3::text[]) AS r(principal_id, "
-            "request_id, resource) WHERE c.kind = 'application' AND c.principal_id = r.principal_id "
-            "AND c.request_id = r.request_id AND c.resource = r.resource");
+  c.prepare("app_by_request", "SELECT " + cols + " FROM applications WHERE created_by = $1 AND request_id = $2");
   c.prepare("app_by_region_ref", "SELECT case_ref FROM applications WHERE region = $1 AND region_ref = $2");
   c.prepare("app_list", "SELECT " + cols + " FROM applications WHERE " + kApplicationFilter +
                             "AND ($9::date IS NULL OR (submitted_on, case_ref) < ($9::date, $10::text)) "
@@ -386,8 +347,8 @@ absl::StatusOr<IntakeStore::PendingSubmit> IntakeStore::PrepareSubmit(Applicatio
   record.updated_at = now;
   ASSIGN_OR_RETURN(const int64_t number, NextApplicationNumber());
   record.case_ref = absl::StrFormat("A-%04d-%06d", case_year, number);
-  // The event is built before the statement so that the claim of the
-  // request_id, the application and its outbox row are one statement.
+  // The event is built before the statement so that the application (with
+  // its request_id) and its outbox row are one statement.
   p.payload = event(record);
   p.record = std::move(record);
   p.principal_id = principal_id;
@@ -435,6 +396,26 @@ absl::Status RegionRefTaken(const ApplicationRecord& record, const std::string& 
                                                " already has an application with region_ref `", record.region_ref,
                                                "`: ", ApplicationName(record.region, other_case_ref)));
 }
+
+// The answer for a submission its statement did not store: the first
+// result of its request_id (used before, by a committed call or an earlier
+// row of the same batch), else ALREADY_EXISTS for a taken region_ref, else
+// (its case_ref was taken by an import) it is written again under a new
+// number (`alone`).
+void AnswerUnstored(pqxx::transaction_base& tx, const IntakeStore::PendingSubmit& p, IntakeStore::BatchOutcome& out) {
+  if (pqxx::result app = tx.exec_prepared("app_by_request", p.principal_id, p.request_id); !app.empty()) {
+    out.result = IntakeStore::Submitted{ApplicationFromRow(app[0]), true};
+    return;
+  }
+  if (!p.record.region_ref.empty()) {
+    pqxx::result taken = tx.exec_prepared("app_by_region_ref", p.record.region, p.record.region_ref);
+    if (!taken.empty()) {
+      out.result = RegionRefTaken(p.record, taken[0][0].as<std::string>());
+      return;
+    }
+  }
+  out.alone = true;
+}
 }  // namespace
 
 absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
@@ -454,45 +435,27 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
         [&](pqxx::nontransaction& tx) -> absl::Status {
           out = Submitted();
           case_ref_taken = false;
-          auto replay = [&]() -> absl::StatusOr<bool> {
-            pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
-            if (found.empty()) return false;
-            pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
-            if (app.empty()) return absl::InternalError("request_id refers to a missing application");
-            out.record = ApplicationFromRow(app[0]);
-            out.replayed = true;
-            return true;
-          };
-          int64_t inserted = 0;
-          try {
-            inserted = tx.exec_prepared1("app_submit", p.principal_id, p.request_id, record.case_ref, p.now_text,
-                                         record.region, EmptyAsNull(record.region_ref),
-                                         csv::FormatIsoDate(record.submitted_on), record.drug_name, record.atc_code,
-                                         record.indication, record.icd10, record.cancer, record.marketed_dk,
-                                         record.medicinraadet_status, record.ema_status, record.note, kTopicSubmitted,
-                                         pqxx::binarystring(p.payload.data(), p.payload.size()), p.traceparent)[0]
-                           .as<int64_t>();
-          } catch (const pqxx::unique_violation&) {
-            // The request_id was used before (or by a concurrent retry that
-            // committed first): answer with the first result.
-            ASSIGN_OR_RETURN(const bool replayed, replay());
-            if (replayed) return absl::OkStatus();
-            throw;
-          }
+          const int64_t inserted =
+              tx.exec_prepared1("app_submit", p.principal_id, p.request_id, record.case_ref, p.now_text,
+                                record.region, EmptyAsNull(record.region_ref), csv::FormatIsoDate(record.submitted_on),
+                                record.drug_name, record.atc_code, record.indication, record.icd10, record.cancer,
+                                record.marketed_dk, record.medicinraadet_status, record.ema_status, record.note,
+                                kTopicSubmitted, pqxx::binarystring(p.payload.data(), p.payload.size()),
+                                p.traceparent)[0]
+                  .as<int64_t>();
           if (inserted == 1) {
             out.record = record;
             return absl::OkStatus();
           }
-          // Nothing written. A retry whose first attempt stored the
-          // application answers with it, even though this attempt's
-          // region_ref now collides with that very application.
-          ASSIGN_OR_RETURN(const bool replayed, replay());
-          if (replayed) return absl::OkStatus();
-          if (!record.region_ref.empty()) {
-            pqxx::result taken = tx.exec_prepared("app_by_region_ref", record.region, record.region_ref);
-            if (!taken.empty()) return RegionRefTaken(record, taken[0][0].as<std::string>());
+          // Nothing written: which key was taken tells the answer.
+          BatchOutcome answer;
+          AnswerUnstored(tx, p, answer);
+          if (answer.alone) {
+            case_ref_taken = true;
+            return absl::OkStatus();
           }
-          case_ref_taken = true;
+          if (!answer.result.ok()) return answer.result.status();
+          out = *std::move(answer.result);
           return absl::OkStatus();
         },
         /*repeatable=*/true);
@@ -521,51 +484,14 @@ struct SubmitArrays {
       traceparent.Add(p->traceparent);
     }
   }
-  pqxx::result Exec(pqxx::transaction_base& tx, const char* statement) {
-    return tx.exec_prepared(statement, principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
+  pqxx::result Exec(pqxx::transaction_base& tx) {
+    return tx.exec_prepared("app_submit_many", principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
                             app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
                             app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
                             app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
                             note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted);
   }
 };
-
-// The answer for a row the batch did not store: the first result of its
-// request_id (used before, by a committed call or an earlier row of the
-// batch), else ALREADY_EXISTS for a taken region_ref, else (its case_ref was
-// taken by an import, or the earlier row with its request_id was not
-// stored) it is written on its own next.
-void AnswerUnstored(pqxx::transaction_base& tx, const IntakeStore::PendingSubmit& p, IntakeStore::BatchOutcome& out) {
-  pqxx::result found = tx.exec_prepared("request_find", "application", p.principal_id, p.request_id);
-  if (!found.empty()) {
-    pqxx::result app = tx.exec_prepared("app_get", found[0][0].as<std::string>());
-    if (!app.empty()) {
-      out.result = IntakeStore::Submitted{ApplicationFromRow(app[0]), true};
-      return;
-    }
-  }
-  if (!p.record.region_ref.empty()) {
-    pqxx::result taken = tx.exec_prepared("app_by_region_ref", p.record.region, p.record.region_ref);
-    if (!taken.empty()) {
-      out.result = RegionRefTaken(p.record, taken[0][0].as<std::string>());
-      return;
-    }
-  }
-  out.alone = true;
-}
-
-// Each row's answer once the batch statement has run: its stored record, or
-// what AnswerUnstored finds.
-void AnswerBatch(pqxx::transaction_base& tx, const std::vector<const IntakeStore::PendingSubmit*>& batch,
-                 const std::vector<char>& stored, std::vector<IntakeStore::BatchOutcome>& out) {
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (stored[i]) {
-      out[i].result = IntakeStore::Submitted{batch[i]->record, false};
-    } else {
-      AnswerUnstored(tx, *batch[i], out[i]);
-    }
-  }
-}
 
 void BatchFailed(const absl::Status& status, std::vector<IntakeStore::BatchOutcome>& out) {
   // The batch failed as a whole (a row the database refused, an outage):
@@ -576,90 +502,34 @@ void BatchFailed(const absl::Status& status, std::vector<IntakeStore::BatchOutco
   for (IntakeStore::BatchOutcome& o : out) o.alone = true;
 }
 
-// Whether two rows of the batch share a request_id.
-bool RepeatsARequest(const std::vector<const IntakeStore::PendingSubmit*>& batch) {
-  absl::flat_hash_set<std::pair<std::string_view, std::string_view>> seen;
-  for (const IntakeStore::PendingSubmit* p : batch) {
-    if (!seen.emplace(p->principal_id, p->request_id).second) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch) {
-  // A request_id twice in the batch: the first row must win (or fail) before
-  // the second one replays it, which needs the claims first.
-  if (RepeatsARequest(batch)) return WriteSubmitBatchClaimingFirst(batch);
   const size_t n = batch.size();
   SubmitArrays arrays(batch);
   std::vector<BatchOutcome> out(n);
-  bool request_used = false;
   // Idempotent by request_id like SubmitOne, so the pool may run it again
   // after a broken connection even if the first run committed: the rows
   // stored then answer as replays.
   absl::Status status = pool_.RunAutocommit(
       [&](pqxx::nontransaction& tx) -> absl::Status {
         out.assign(n, BatchOutcome());
-        request_used = false;
         std::vector<char> stored(n, 0);
-        try {
-          for (const pqxx::row& row : arrays.Exec(tx, "app_submit_many")) {
-            const size_t i = row[0].as<size_t>() - 1;
-            if (i >= n) return absl::InternalError("batch statement answered an unknown row");
-            stored[i] = row[1].as<bool>();
-          }
-        } catch (const pqxx::unique_violation&) {
-          // A request_id used before (the only unique key written without
-          // ON CONFLICT), e.g. by a concurrent retry: nothing was written.
-          request_used = true;
-          return absl::OkStatus();
+        for (const pqxx::row& row : arrays.Exec(tx)) {
+          const size_t i = row[0].as<size_t>() - 1;
+          if (i >= n) return absl::InternalError("batch statement answered an unknown row");
+          stored[i] = row[1].as<bool>();
         }
-        AnswerBatch(tx, batch, stored, out);
+        for (size_t i = 0; i < n; ++i) {
+          if (stored[i]) {
+            out[i].result = Submitted{batch[i]->record, false};
+          } else {
+            AnswerUnstored(tx, *batch[i], out[i]);
+          }
+        }
         return absl::OkStatus();
       },
       /*repeatable=*/true);
-  if (status.ok() && request_used) return WriteSubmitBatchClaimingFirst(batch);
-  if (!status.ok()) BatchFailed(status, out);
-  return out;
-}
-
-std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatchClaimingFirst(
-    const std::vector<const PendingSubmit*>& batch) {
-  const size_t n = batch.size();
-  SubmitArrays arrays(batch);
-  std::vector<BatchOutcome> out(n);
-  // One transaction: the statement, then (rarely) releasing the claims of
-  // rows that were not stored, then the lookups that answer replays and
-  // conflicts, then one commit. Re-run whole on a deadlock or a broken
-  // connection before the commit.
-  absl::Status status = pool_.Run([&](pqxx::work& tx) -> absl::Status {
-    out.assign(n, BatchOutcome());
-    std::vector<char> claimed(n, 0), inserted(n, 0);
-    for (const pqxx::row& row : arrays.Exec(tx, "app_submit_batch")) {
-      const size_t i = row[0].as<size_t>() - 1;
-      if (i >= n) return absl::InternalError("batch statement answered an unknown row");
-      claimed[i] = row[1].as<bool>();
-      inserted[i] = row[2].as<bool>();
-    }
-    // A claim whose application was not stored (region_ref or case_ref
-    // taken) must not stay: the request_id was not used.
-    PgArray release_principal, release_request, release_resource;
-    bool any_release = false;
-    for (size_t i = 0; i < n; ++i) {
-      if (claimed[i] && !inserted[i]) {
-        release_principal.Add(batch[i]->principal_id);
-        release_request.Add(batch[i]->request_id);
-        release_resource.Add(batch[i]->record.case_ref);
-        any_release = true;
-      }
-    }
-    if (any_release) {
-      tx.exec_prepared0("request_release", release_principal.Done(), release_request.Done(), release_resource.Done());
-    }
-    AnswerBatch(tx, batch, inserted, out);
-    return absl::OkStatus();
-  });
   if (!status.ok()) BatchFailed(status, out);
   return out;
 }

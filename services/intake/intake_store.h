@@ -112,16 +112,12 @@ class IntakeStore {
     absl::StatusOr<Submitted> result = absl::UnknownError("not written");
     bool alone = false;
   };
-  // Writes submissions in one statement and one commit, every rule per row:
-  // a used request_id (also by an earlier row of the same batch) answers
-  // with the first result and creates nothing; a region_ref already used (also
+  // Writes submissions in one autocommit statement, every rule per row: a
+  // used request_id (also by an earlier row of the same batch) answers with
+  // the first result and creates nothing; a region_ref already used (also
   // earlier in the batch) is ALREADY_EXISTS for that row only. Exposed for
   // tests; SubmitApplication calls it through the group commit.
   std::vector<BatchOutcome> WriteSubmitBatch(const std::vector<const PendingSubmit*>& batch);
-  // The same rules in one transaction, claiming the request_ids first: for
-  // a batch that repeats or reuses a request_id (WriteSubmitBatch's one
-  // autocommit statement refuses those). Exposed for tests.
-  std::vector<BatchOutcome> WriteSubmitBatchClaimingFirst(const std::vector<const PendingSubmit*>& batch);
   GroupCommitStats submit_batch_stats() const { return submits_->stats(); }
 
   absl::StatusOr<ApplicationRecord> GetApplication(const std::string& case_ref);

@@ -230,7 +230,7 @@ void ExpectExactlyOnce(const Suite& suite, const std::map<std::string, std::stri
   {
     pqxx::connection c(intake);
     pqxx::work tx(c);
-    for (const auto& row : tx.exec("SELECT request_id, resource FROM create_requests WHERE kind = 'application'")) {
+    for (const auto& row : tx.exec("SELECT request_id, case_ref FROM applications WHERE request_id IS NOT NULL")) {
       stored_requests[row[0].as<std::string>()] = row[1].as<std::string>();
     }
   }

@@ -228,7 +228,7 @@ TEST_F(IntakeDecisionsTest, ConcurrentRetriesOfOneSubmissionCreateOneApplication
   }
   EXPECT_THAT(Column("SELECT case_ref FROM applications"), ::testing::ElementsAre(case_refs[0]));
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ::testing::ElementsAre("1"));
-  EXPECT_THAT(Column("SELECT resource FROM create_requests"), ::testing::ElementsAre(case_refs[0]));
+  EXPECT_THAT(Column("SELECT request_id FROM applications"), ::testing::ElementsAre("same-request"));
 
   // A retry whose region_ref the first attempt took is still a replay; a
   // new request with that region_ref is ALREADY_EXISTS and stores nothing.
@@ -241,7 +241,55 @@ TEST_F(IntakeDecisionsTest, ConcurrentRetriesOfOneSubmissionCreateOneApplication
   EXPECT_EQ(Submit(Region(common::v1::REGION_SYDDANMARK), with_ref, "ref-2", &clash).error_code(),
             grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ::testing::ElementsAre("2"));
-  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ::testing::ElementsAre("2"));
+  EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ::testing::ElementsAre("2"));
+}
+
+// Migration 0003 moves the request_ids of applications submitted before it
+// from create_requests onto their applications: a retry after the upgrade
+// still answers with the first result, and protocols keep theirs.
+TEST_F(IntakeDecisionsTest, RequestIdsClaimedBeforeMigration3StillReplay) {
+  auto url = cluster().CreateDatabase("intake_upgrade");
+  ASSERT_TRUE(url.ok()) << url.status();
+  {
+    db::Pool old_schema(db::PoolOptions{.url = *url, .size = 1});
+    const std::vector<db::Migration> before(Migrations().begin(), Migrations().begin() + 2);
+    ASSERT_TRUE(db::Migrate(old_schema, before).ok());
+    // What the code before 0003 wrote for a submission and a protocol.
+    ASSERT_TRUE(old_schema
+                    .Run([](pqxx::work& tx) {
+                      tx.exec(
+                          "INSERT INTO applications (case_ref, region, submitted_on, drug_name, atc_code, indication, "
+                          "cancer, marketed_dk, medicinraadet_status, ema_status, state, source, created_by, "
+                          "created_at, updated_at) VALUES ('A-2025-000007', 'syddanmark', '2025-04-01', 'Drug', "
+                          "'L01XC07', 'Indication', true, true, 'not_assessed', 'on_label', 'open', 'submitted', "
+                          "'region:syddanmark', now(), now())");
+                      tx.exec("INSERT INTO create_requests VALUES ('application', 'region:syddanmark', 'old-1', "
+                              "'A-2025-000007', now()), ('protocol', 'region:syddanmark', 'old-1', 'P-1', now())");
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+  db::Pool pool(db::PoolOptions{.url = *url, .size = 1, .prepare = IntakeStore::Prepare});
+  auto migrated = db::Migrate(pool, Migrations());
+  ASSERT_TRUE(migrated.ok()) << migrated.status();
+  {
+    IntakeStore store(pool);
+    ApplicationRecord record = ParseApplication(RawFromProto(ValidApplication()), ParseMode::kSubmission,
+                                                {2025, 4, 7})
+                                   .record;
+    auto again = store.SubmitApplication(record, "region:syddanmark", "old-1", clock_.Now(), 2025, SubmittedEvent);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE(again->replayed);
+    EXPECT_EQ(again->record.case_ref, "A-2025-000007");
+  }
+  std::vector<std::string> kinds;
+  ASSERT_TRUE(pool.Run([&](pqxx::work& tx) {
+                    for (const pqxx::row& r : tx.exec("SELECT kind FROM create_requests")) kinds.push_back(r[0].c_str());
+                    EXPECT_EQ(tx.exec1("SELECT count(*) FROM applications")[0].as<int>(), 1);
+                    return absl::OkStatus();
+                  }).ok());
+  EXPECT_THAT(kinds, ::testing::ElementsAre("protocol"));
+  (void)cluster().DropDatabase(*url);
 }
 
 TEST_F(IntakeDecisionsTest, AutocommitRunsCommitEachStatementAndSurviveAFailedOne) {

@@ -93,18 +93,18 @@ TEST_F(IntakeSubmitBatchTest, OneBatchKeepsEveryRulePerRow) {
   batch.push_back(Pending("p1", "r1", "syddanmark", "SYD-1", 0));   // 0 stored
   batch.push_back(Pending("p1", "r1", "syddanmark", "", 1));        // 1 same request as 0: 0's result
   batch.push_back(Pending("p1", "r2", "syddanmark", "SYD-2", 2));   // 2 stored
-  batch.push_back(Pending("p1", "r3", "syddanmark", "SYD-2", 3));   // 3 region_ref of 2: ALREADY_EXISTS
+  batch.push_back(Pending("p1", "r3", "syddanmark", "SYD-2", 3));   // 3 region_ref of 2, request of 8: 8's result
   batch.push_back(Pending("p1", "r4", "syddanmark", "SYD-9", 4));   // 4 region_ref stored before: ALREADY_EXISTS
   batch.push_back(Pending("p1", "pre", "syddanmark", "SYD-7", 5));  // 5 request stored before: its result
   batch.push_back(Pending("p2", "r2", "midtjylland", "SYD-2", 6));  // 6 another caller, another region: stored
   batch.push_back(Pending("p1", "r7", "syddanmark", "", 7));        // 7 case_ref taken: written alone
   batch[7].record.case_ref = pre;
-  batch.push_back(Pending("p1", "r3", "syddanmark", "", 8));        // 8 same request as 3, which failed: alone
+  batch.push_back(Pending("p1", "r3", "syddanmark", "", 8));        // 8 same request as 3, which was not stored: stored
   batch.push_back(Pending("p1", "r9", "syddanmark", "", 9));        // 9 stored
 
   std::vector<IntakeStore::BatchOutcome> out = store_->WriteSubmitBatch(Pointers(batch));
   ASSERT_EQ(out.size(), batch.size());
-  for (int i : {0, 2, 6, 9}) {
+  for (int i : {0, 2, 6, 8, 9}) {
     ASSERT_TRUE(out[i].result.ok()) << i << ": " << out[i].result.status();
     EXPECT_FALSE(out[i].alone);
     EXPECT_FALSE(out[i].result->replayed);
@@ -114,42 +114,52 @@ TEST_F(IntakeSubmitBatchTest, OneBatchKeepsEveryRulePerRow) {
   EXPECT_TRUE(out[1].result->replayed);
   EXPECT_EQ(out[1].result->record.case_ref, batch[0].record.case_ref);
   EXPECT_EQ(out[1].result->record.region_ref, "SYD-1");  // the first result, not this row's content
-  for (int i : {3, 4}) {
-    EXPECT_EQ(out[i].result.status().code(), absl::StatusCode::kAlreadyExists) << i;
-    EXPECT_FALSE(out[i].alone);
-  }
+  // Rows 3 and 8 are concurrent calls with one request_id: both get the
+  // answer of the one that was stored, as if 8 had come first.
+  ASSERT_TRUE(out[3].result.ok()) << out[3].result.status();
+  EXPECT_TRUE(out[3].result->replayed);
+  EXPECT_EQ(out[3].result->record.case_ref, batch[8].record.case_ref);
+  EXPECT_EQ(out[4].result.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(out[4].alone);
   ASSERT_TRUE(out[5].result.ok());
   EXPECT_TRUE(out[5].result->replayed);
   EXPECT_EQ(out[5].result->record.case_ref, pre);
   EXPECT_TRUE(out[7].alone);
-  EXPECT_TRUE(out[8].alone);
 
-  // Exactly the stored rows: an application, a claim and an outbox row with
-  // its caller's trace context each; nothing of the others.
-  const std::vector<std::string> stored_refs = {pre, batch[0].record.case_ref, batch[2].record.case_ref,
-                                                batch[6].record.case_ref, batch[9].record.case_ref};
+  // Exactly the stored rows: an application with its caller's request_id
+  // and an outbox row with its caller's trace context each; nothing of the
+  // others.
+  const std::vector<std::string> stored_refs = {pre,
+                                                batch[0].record.case_ref,
+                                                batch[2].record.case_ref,
+                                                batch[6].record.case_ref,
+                                                batch[8].record.case_ref,
+                                                batch[9].record.case_ref};
   EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
-  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
+  EXPECT_THAT(Column("SELECT created_by || ' ' || request_id FROM applications"),
+              UnorderedElementsAreArray({"p1 pre", "p1 r1", "p1 r2", "p2 r2", "p1 r3", "p1 r9"}));
   EXPECT_THAT(OutboxEvents(), ElementsAre(pre + " ", batch[0].record.case_ref + " " + Traceparent(0),
                                           batch[2].record.case_ref + " " + Traceparent(2),
                                           batch[6].record.case_ref + " " + Traceparent(6),
+                                          batch[8].record.case_ref + " " + Traceparent(8),
                                           batch[9].record.case_ref + " " + Traceparent(9)));
 
-  // The rows left to be written alone get their own answers there (what
-  // SubmitApplication does next): 7 under a new number, 8 as a new request.
+  // The row left to be written alone gets its own answer there (what
+  // SubmitApplication does next): under a new number. A retry of 8 replays.
   auto seven = store_->SubmitApplication(batch[7].record, "p1", "r7", clock_.Now(), 2025, SubmittedEvent);
   ASSERT_TRUE(seven.ok()) << seven.status();
+  EXPECT_FALSE(seven->replayed);
   EXPECT_NE(seven->record.case_ref, pre);
   auto eight = store_->SubmitApplication(batch[8].record, "p1", "r3", clock_.Now(), 2025, SubmittedEvent);
   ASSERT_TRUE(eight.ok()) << eight.status();
-  EXPECT_FALSE(eight->replayed);
+  EXPECT_TRUE(eight->replayed);
+  EXPECT_EQ(eight->record.case_ref, batch[8].record.case_ref);
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("7"));
 }
 
-// A batch without a repeated request_id is one autocommit statement
-// (app_submit_many); the same rules per row, and a request_id used before
-// sends the batch to the claims-first transaction.
-TEST_F(IntakeSubmitBatchTest, TheOneStatementPathKeepsEveryRulePerRow) {
+// A used request_id is one more taken key: the row replays whatever else of
+// it is taken or free, and the rest of its batch is stored.
+TEST_F(IntakeSubmitBatchTest, ARequestIdUsedBeforeReplaysAndTheRestOfTheBatchIsStored) {
   const std::string pre = StorePre();
 
   std::vector<IntakeStore::PendingSubmit> batch;
@@ -177,13 +187,11 @@ TEST_F(IntakeSubmitBatchTest, TheOneStatementPathKeepsEveryRulePerRow) {
   EXPECT_EQ(out[4].result->record.case_ref, pre);
   std::vector<std::string> stored_refs = {pre, batch[0].record.case_ref, batch[5].record.case_ref};
   EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
-  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
   EXPECT_THAT(OutboxEvents(), ElementsAre(pre + " ", batch[0].record.case_ref + " " + Traceparent(0),
                                           batch[5].record.case_ref + " " + Traceparent(5)));
 
-  // "pre" again, now without a region_ref: its application would be stored,
-  // its claim is refused, so nothing of the statement stays and the batch
-  // is written claims first: a replay, and the other row stored.
+  // "pre" again, now without a region_ref (only its request_id is taken): a
+  // replay, and the other row stored.
   std::vector<IntakeStore::PendingSubmit> second;
   second.push_back(Pending("p1", "pre", "syddanmark", "", 10));
   second.push_back(Pending("p1", "r11", "syddanmark", "", 11));
@@ -196,7 +204,6 @@ TEST_F(IntakeSubmitBatchTest, TheOneStatementPathKeepsEveryRulePerRow) {
   EXPECT_FALSE(out[1].result->replayed);
   stored_refs.push_back(second[1].record.case_ref);
   EXPECT_THAT(Column("SELECT case_ref FROM applications"), UnorderedElementsAreArray(stored_refs));
-  EXPECT_THAT(Column("SELECT resource FROM create_requests"), UnorderedElementsAreArray(stored_refs));
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("4"));
 }
 
@@ -208,7 +215,6 @@ TEST_F(IntakeSubmitBatchTest, ARowTheDatabaseRefusesFailsOnlyItself) {
   // The statement failed as a whole: nothing written, every row on its own.
   for (const auto& o : out) EXPECT_TRUE(o.alone);
   EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre("0"));
-  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre("0"));
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre("0"));
 
   // Through the group commit with concurrent callers (however they batch),
@@ -233,7 +239,6 @@ TEST_F(IntakeSubmitBatchTest, ARowTheDatabaseRefusesFailsOnlyItself) {
   }
   EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre(std::to_string(kCallers - 1)));
   EXPECT_THAT(Column("SELECT count(*)::text FROM outbox"), ElementsAre(std::to_string(kCallers - 1)));
-  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre(std::to_string(kCallers - 1)));
 }
 
 TEST_F(IntakeSubmitBatchTest, ThirtyTwoConcurrentCallersEachGetExactlyTheirAnswer) {
@@ -310,7 +315,8 @@ TEST_F(IntakeSubmitBatchTest, ThirtyTwoConcurrentCallersEachGetExactlyTheirAnswe
   constexpr int kStored = kRounds * (1 + 1 + 12);
   EXPECT_EQ(trace_of.size(), static_cast<size_t>(kRounds * 13));
   EXPECT_THAT(Column("SELECT count(*)::text FROM applications"), ElementsAre(std::to_string(kStored)));
-  EXPECT_THAT(Column("SELECT count(*)::text FROM create_requests"), ElementsAre(std::to_string(kStored)));
+  EXPECT_THAT(Column("SELECT count(DISTINCT (created_by, request_id))::text FROM applications"),
+              ElementsAre(std::to_string(kStored)));
   // One outbox row per application, each with the trace context of the
   // call that created it (a storm's row carries one of its callers').
   std::map<std::string, std::string> events;
