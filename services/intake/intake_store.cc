@@ -236,22 +236,33 @@ void IntakeStore::Prepare(pqxx::connection& c) {
   // The batch form of app_submit, used while other submissions wait: rows
   // inserted in arrival order (n), so of two rows with one request_id the
   // first is stored and the second skipped like any row whose key is
-  // taken. Answers per row whether it was stored.
-  c.prepare("app_submit_many",
-            "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], "
-            "$6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[], "
-            "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS u(principal_id, "
-            "request_id, case_ref, created_at, region, region_ref, submitted_on, drug_name, atc_code, indication, "
-            "icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, traceparent, n)), "
-            "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
-            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, request_id, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, "
-            "drug_name, atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, "
-            "'open', 'submitted', principal_id, request_id, created_at, created_at FROM input ORDER BY n "
-            "ON CONFLICT DO NOTHING RETURNING case_ref), "
-            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
-            "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
-            "SELECT n, case_ref IN (SELECT case_ref FROM app) FROM input ORDER BY n");
+  // taken. Answers per row whether it was stored. First without ON
+  // CONFLICT (app_insert_many): the arbiter checks of a speculative insert
+  // cost about a tenth of PostgreSQL's CPU per row (docs/BENCHMARKS.md,
+  // Intake, session 6), and a taken key is rare; a statement that hits one
+  // fails whole and writes nothing, and the batch then runs as
+  // app_submit_many.
+  const auto submit_many = [](const char* on_conflict) {
+    return std::string(
+               "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], "
+               "$5::text[], $6::text[], $7::date[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], "
+               "$13::bool[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS "
+               "u(principal_id, request_id, case_ref, created_at, region, region_ref, submitted_on, drug_name, "
+               "atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, payload, "
+               "traceparent, n)), "
+               "app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
+               "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
+               "created_by, request_id, created_at, updated_at) SELECT case_ref, region, region_ref, submitted_on, "
+               "drug_name, atc_code, indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, "
+               "'open', 'submitted', principal_id, request_id, created_at, created_at FROM input ORDER BY n") +
+           on_conflict +
+           " RETURNING case_ref), "
+           "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $19, decode(payload, 'hex'), "
+           "traceparent FROM input WHERE case_ref IN (SELECT case_ref FROM app) ORDER BY n RETURNING id) "
+           "SELECT n, case_ref IN (SELECT case_ref FROM app) FROM input ORDER BY n";
+  };
+  c.prepare("app_insert_many", submit_many(""));
+  c.prepare("app_submit_many", submit_many(" ON CONFLICT DO NOTHING"));
   c.prepare("app_by_request", "SELECT " + cols + " FROM applications WHERE created_by = $1 AND request_id = $2");
   c.prepare("app_by_region_ref", "SELECT case_ref FROM applications WHERE region = $1 AND region_ref = $2");
   c.prepare("app_list", "SELECT " + cols + " FROM applications WHERE " + kApplicationFilter +
@@ -484,8 +495,8 @@ struct SubmitArrays {
       traceparent.Add(p->traceparent);
     }
   }
-  pqxx::result Exec(pqxx::transaction_base& tx) {
-    return tx.exec_prepared("app_submit_many", principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
+  pqxx::result Exec(pqxx::transaction_base& tx, const char* statement) {
+    return tx.exec_prepared(statement, principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
                             app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
                             app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
                             app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
@@ -515,7 +526,16 @@ std::vector<IntakeStore::BatchOutcome> IntakeStore::WriteSubmitBatch(const std::
       [&](pqxx::nontransaction& tx) -> absl::Status {
         out.assign(n, BatchOutcome());
         std::vector<char> stored(n, 0);
-        for (const pqxx::row& row : arrays.Exec(tx)) {
+        pqxx::result rows;
+        try {
+          rows = arrays.Exec(tx, "app_insert_many");
+        } catch (const pqxx::unique_violation&) {
+          // A key already taken (a request_id retried, a region_ref in use,
+          // a case_ref an import took): nothing was written. Again, storing
+          // the rows whose keys are free.
+          rows = arrays.Exec(tx, "app_submit_many");
+        }
+        for (const pqxx::row& row : rows) {
           const size_t i = row[0].as<size_t>() - 1;
           if (i >= n) return absl::InternalError("batch statement answered an unknown row");
           stored[i] = row[1].as<bool>();
