@@ -89,6 +89,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   db::PoolOptions pool_options;
   pool_options.url = config.String("db_url");
   pool_options.size = static_cast<int>(config.Int("db_pool_size", 8));
+  pool_options.statement_timeout = config.Duration("db_statement_timeout", absl::Seconds(60));
   pool_options.prepare = def.prepare;
   const std::string principal_key = config.Secret("principal_key");
 

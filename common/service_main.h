@@ -19,6 +19,7 @@
 //   --metrics_listen   MEDKOORD_METRICS_LISTEN    /metrics address, default: none
 //   --db_url           MEDKOORD_DB_URL            required, libpq URI
 //   --db_pool_size     MEDKOORD_DB_POOL_SIZE      default 8
+//   --db_statement_timeout MEDKOORD_DB_STATEMENT_TIMEOUT  default 60s, 0s: none
 //   --principal_key_file / MEDKOORD_PRINCIPAL_KEY(_FILE)  shared HMAC key, required
 //   --shutdown_grace   MEDKOORD_SHUTDOWN_GRACE    default 20s
 //   --log_level        MEDKOORD_LOG_LEVEL         debug|info|warning|error

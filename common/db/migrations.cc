@@ -74,6 +74,9 @@ absl::StatusOr<int> Migrate(Pool& pool, const std::vector<Migration>& migrations
     const Migration* current = nullptr;
     absl::Status status = pool.Run([&](pqxx::work& tx) -> absl::Status {
       current = nullptr;
+      // A migration may take long on a big table, and so may waiting for
+      // another replica's: the pool's statement_timeout does not apply.
+      tx.exec("SET LOCAL statement_timeout = 0");
       tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
       tx.exec(
           "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -1,5 +1,6 @@
 #include "common/db/pool.h"
 
+#include <algorithm>
 #include <string_view>
 #include <utility>
 
@@ -141,6 +142,11 @@ Pool::~Pool() = default;
 absl::StatusOr<std::unique_ptr<pqxx::connection>> Pool::Connect() const {
   try {
     auto conn = std::make_unique<pqxx::connection>(options_.url);
+    if (options_.statement_timeout > absl::ZeroDuration()) {
+      pqxx::nontransaction set(*conn);
+      set.exec0(absl::StrCat("SET statement_timeout = ",
+                             std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.statement_timeout))));
+    }
     if (options_.prepare) options_.prepare(*conn);
     return conn;
   } catch (...) {

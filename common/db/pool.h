@@ -24,6 +24,11 @@ struct PoolOptions {
   std::string url;                  // libpq connection string or URI
   int size = 8;
   absl::Duration acquire_timeout = absl::Seconds(5);
+  // PostgreSQL's statement_timeout on every connection (zero: none). A
+  // statement stuck on a lock or running away is cancelled and answers
+  // DEADLINE_EXCEEDED, so it does not hold its connection and its callers
+  // for ever. Migrations run without it.
+  absl::Duration statement_timeout = absl::ZeroDuration();
   // Called once on each new connection: prepare the store's statements.
   std::function<void(pqxx::connection&)> prepare;
 };

@@ -43,6 +43,7 @@ struct GatewayOptions {
   std::string https_listen;
   std::string db_url;
   int db_pool_size = 8;
+  absl::Duration db_statement_timeout = absl::Seconds(60);  // db::PoolOptions::statement_timeout
   std::string principal_key;
   // backend ("intake") -> "host:port"; a backend without one answers UNAVAILABLE.
   std::map<std::string, std::string> backend_addrs;

@@ -94,6 +94,7 @@ int GatewayMain(int argc, char** argv) {
   config.String("metrics_listen", "");
   o.db_url = config.String("db_url");
   o.db_pool_size = static_cast<int>(config.Int("db_pool_size", 8));
+  o.db_statement_timeout = config.Duration("db_statement_timeout", absl::Seconds(60));
   o.shutdown_grace = config.Duration("shutdown_grace", absl::Seconds(20));
   o.max_message_bytes = static_cast<int>(config.Int("max_message_bytes", 16 << 20));
   const std::string level = config.String("log_level", "info");

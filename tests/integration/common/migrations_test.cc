@@ -64,6 +64,25 @@ TEST_F(MigrationsTest, AppliesEachMigrationOnceInOrder) {
   EXPECT_EQ(Scalar(*pool, "SELECT count(*) FROM schema_migrations WHERE length(checksum) = 64"), 3);
 }
 
+// A migration may run longer than the pool's statement_timeout (an index on
+// a big table, or waiting for another replica's migration).
+TEST_F(MigrationsTest, RunWithoutThePoolsStatementTimeout) {
+  PoolOptions options = Options();
+  options.statement_timeout = absl::Milliseconds(100);
+  Pool pool(options);
+  absl::StatusOr<int> applied = Migrate(
+      pool, {{1, "0001_slow", "SELECT pg_sleep(0.5);\nCREATE TABLE slow_done (id int PRIMARY KEY);"}});
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(*applied, 1);
+  // The pool's own statements still have it.
+  absl::Status slow = pool.Run([](pqxx::work& tx) {
+    tx.exec("SELECT pg_sleep(0.5)");
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(slow.code(), absl::StatusCode::kDeadlineExceeded) << slow;
+  EXPECT_EQ(Scalar(pool, "SELECT count(*) FROM slow_done"), 0);
+}
+
 TEST_F(MigrationsTest, AppliesOnlyWhatIsNew) {
   auto pool = NewPool();
   std::vector<Migration> v1 = Schema();

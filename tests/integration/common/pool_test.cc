@@ -162,6 +162,61 @@ TEST_F(PoolTest, ARealSerializationConflictIsRetried) {
   EXPECT_EQ(qty, 7);
 }
 
+TEST_F(PoolTest, TheStatementTimeoutCancelsAStuckStatementAndTheConnectionGoesOn) {
+  PoolOptions options = Options(db_url(), 1);
+  options.statement_timeout = absl::Milliseconds(200);
+  Pool pool(options);
+  // A statement waiting for a row lock another session holds.
+  ASSERT_TRUE(pool_->Run([](pqxx::work& tx) {
+                   tx.exec("INSERT INTO items VALUES (1, 'a', 1)");
+                   return absl::OkStatus();
+                 }).ok());
+  absl::Notification locked, release;
+  std::thread holder([&] {
+    EXPECT_TRUE(pool_->Run([&](pqxx::work& tx) {
+                       tx.exec("SELECT * FROM items WHERE id = 1 FOR UPDATE");
+                       locked.Notify();
+                       // Held until the stuck statement is answered, or 5 s
+                       // (without a timeout it would wait for ever).
+                       release.WaitForNotificationWithTimeout(absl::Seconds(5));
+                       return absl::OkStatus();
+                     }).ok());
+  });
+  locked.WaitForNotification();
+  const absl::Time start = absl::Now();
+  absl::Status stuck = pool.Run([](pqxx::work& tx) {
+    tx.exec("UPDATE items SET qty = 2 WHERE id = 1");
+    return absl::OkStatus();
+  });
+  const absl::Duration waited = absl::Now() - start;
+  release.Notify();
+  holder.join();
+  EXPECT_EQ(stuck.code(), absl::StatusCode::kDeadlineExceeded) << stuck;
+  EXPECT_LT(waited, absl::Seconds(3));
+  // The same (only) connection answers the next calls, transaction or not,
+  // and keeps its timeout; nothing of the cancelled statement stayed.
+  std::string timeout;
+  ASSERT_TRUE(pool.Run([&](pqxx::work& tx) {
+                    timeout = tx.exec1("SHOW statement_timeout")[0].as<std::string>();
+                    return absl::OkStatus();
+                  }).ok());
+  EXPECT_EQ(timeout, "200ms");
+  absl::Status slow = pool.RunAutocommit(
+      [](pqxx::nontransaction& tx) {
+        tx.exec("SELECT pg_sleep(5)");
+        return absl::OkStatus();
+      },
+      /*repeatable=*/false);
+  EXPECT_EQ(slow.code(), absl::StatusCode::kDeadlineExceeded) << slow;
+  EXPECT_EQ(pool.stats().reconnects, 0);
+  int64_t qty = -1;
+  ASSERT_TRUE(pool.Run([&](pqxx::work& tx) {
+                    qty = tx.exec1("SELECT qty FROM items WHERE id = 1")[0].as<int64_t>();
+                    return absl::OkStatus();
+                  }).ok());
+  EXPECT_EQ(qty, 1);
+}
+
 TEST_F(PoolTest, AnExhaustedPoolAnswersUnavailableAfterTheTimeout) {
   PoolOptions options = Options(db_url(), 1);
   options.acquire_timeout = absl::Milliseconds(50);
