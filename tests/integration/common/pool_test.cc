@@ -37,14 +37,15 @@ class PoolTest : public PostgresTest {
                  }).ok());
   }
 
-  int64_t CountItems() {
+  static int64_t Scalar(Pool& pool, const std::string& sql) {
     int64_t n = -1;
-    EXPECT_TRUE(pool_->Run([&](pqxx::work& tx) {
-                   n = tx.exec("SELECT count(*) FROM items")[0][0].as<int64_t>();
-                   return absl::OkStatus();
-                 }).ok());
+    EXPECT_TRUE(pool.Run([&](pqxx::work& tx) {
+                      n = tx.exec1(sql)[0].as<int64_t>();
+                      return absl::OkStatus();
+                    }).ok());
     return n;
   }
+  int64_t CountItems() { return Scalar(*pool_, "SELECT count(*) FROM items"); }
 
   std::unique_ptr<Pool> pool_;
 };
@@ -209,12 +210,7 @@ TEST_F(PoolTest, TheStatementTimeoutCancelsAStuckStatementAndTheConnectionGoesOn
       /*repeatable=*/false);
   EXPECT_EQ(slow.code(), absl::StatusCode::kDeadlineExceeded) << slow;
   EXPECT_EQ(pool.stats().reconnects, 0);
-  int64_t qty = -1;
-  ASSERT_TRUE(pool.Run([&](pqxx::work& tx) {
-                    qty = tx.exec1("SELECT qty FROM items WHERE id = 1")[0].as<int64_t>();
-                    return absl::OkStatus();
-                  }).ok());
-  EXPECT_EQ(qty, 1);
+  EXPECT_EQ(Scalar(pool, "SELECT qty FROM items WHERE id = 1"), 1);
 }
 
 TEST_F(PoolTest, AnExhaustedPoolAnswersUnavailableAfterTheTimeout) {
