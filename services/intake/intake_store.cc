@@ -220,28 +220,17 @@ void IntakeStore::Prepare(pqxx::connection& c) {
             "INSERT INTO create_requests (kind, principal_id, request_id, resource, created_at) "
             "VALUES ($1, $2, $3, $4, $5::timestamptz) ON CONFLICT DO NOTHING RETURNING resource");
   c.prepare("app_next_block", "SELECT nextval('application_number')");
-  // Insert the application with its request_id and write its outbox event:
-  // one statement, run without BEGIN/COMMIT (it is atomic on its own). ON
-  // CONFLICT DO NOTHING covers every unique key (case_ref, region_ref,
-  // created_by + request_id): on any of them nothing at all is written, and
-  // the caller finds out which by looking. Answers the number inserted.
-  c.prepare("app_submit",
-            "WITH app AS (INSERT INTO applications (case_ref, region, region_ref, submitted_on, drug_name, atc_code, "
-            "indication, icd10, cancer, marketed_dk, medicinraadet_status, ema_status, note, state, source, "
-            "created_by, request_id, created_at, updated_at) VALUES ($3, $5, $6, $7::date, $8, $9, $10, $11, $12, "
-            "$13, $14, $15, $16, 'open', 'submitted', $1, $2, $4::timestamptz, $4::timestamptz) "
-            "ON CONFLICT DO NOTHING RETURNING case_ref), "
-            "event AS (INSERT INTO outbox (topic, payload, traceparent) SELECT $17, $18, $19 FROM app RETURNING id) "
-            "SELECT count(*) FROM app");
-  // The batch form of app_submit, used while other submissions wait: rows
+  // Submissions with their request_ids and their outbox events: one
+  // statement, run without BEGIN/COMMIT (it is atomic on its own). Rows are
   // inserted in arrival order (n), so of two rows with one request_id the
-  // first is stored and the second skipped like any row whose key is
-  // taken. Answers per row whether it was stored. First without ON
-  // CONFLICT (app_insert_many): the arbiter checks of a speculative insert
-  // cost about a tenth of PostgreSQL's CPU per row (docs/BENCHMARKS.md,
-  // Intake, session 6), and a taken key is rare; a statement that hits one
-  // fails whole and writes nothing, and the batch then runs as
-  // app_submit_many.
+  // first is stored and the second skipped like any row whose key (case_ref,
+  // region_ref, created_by + request_id) is taken; the caller finds out which
+  // by looking. Answers per row whether it was stored. A batch is first
+  // written without ON CONFLICT (app_insert_many): the arbiter checks of a
+  // speculative insert cost about a tenth of PostgreSQL's CPU per row
+  // (docs/BENCHMARKS.md, Intake, session 6), and a taken key is rare; a
+  // statement that hits one fails whole and writes nothing, and the batch
+  // then runs as app_submit_many.
   const auto submit_many = [](const char* on_conflict) {
     return std::string(
                "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], "
@@ -408,6 +397,31 @@ absl::Status RegionRefTaken(const ApplicationRecord& record, const std::string& 
                                                "`: ", ApplicationName(record.region, other_case_ref)));
 }
 
+// The batch's columns as array literals, in row order.
+struct SubmitArrays {
+  using PendingSubmit = IntakeStore::PendingSubmit;
+  PgArray principal, request, created, note, payload, traceparent;
+  ApplicationArrays app;
+  explicit SubmitArrays(const std::vector<const PendingSubmit*>& batch) {
+    for (const PendingSubmit* p : batch) {
+      principal.Add(p->principal_id);
+      request.Add(p->request_id);
+      created.Add(p->now_text);
+      app.Add(p->record);
+      note.Add(p->record.note);
+      payload.Add(absl::BytesToHexString(p->payload));
+      traceparent.Add(p->traceparent);
+    }
+  }
+  pqxx::result Exec(pqxx::transaction_base& tx, const char* statement) {
+    return tx.exec_prepared(statement, principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
+                            app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
+                            app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
+                            app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
+                            note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted);
+  }
+};
+
 // The answer for a submission its statement did not store: the first
 // result of its request_id (used before, by a committed call or an earlier
 // row of the same batch), else ALREADY_EXISTS for a taken region_ref, else
@@ -446,15 +460,8 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
         [&](pqxx::nontransaction& tx) -> absl::Status {
           out = Submitted();
           case_ref_taken = false;
-          const int64_t inserted =
-              tx.exec_prepared1("app_submit", p.principal_id, p.request_id, record.case_ref, p.now_text,
-                                record.region, EmptyAsNull(record.region_ref), csv::FormatIsoDate(record.submitted_on),
-                                record.drug_name, record.atc_code, record.indication, record.icd10, record.cancer,
-                                record.marketed_dk, record.medicinraadet_status, record.ema_status, record.note,
-                                kTopicSubmitted, pqxx::binarystring(p.payload.data(), p.payload.size()),
-                                p.traceparent)[0]
-                  .as<int64_t>();
-          if (inserted == 1) {
+          SubmitArrays one({&p});
+          if (one.Exec(tx, "app_submit_many")[0][1].as<bool>()) {
             out.record = record;
             return absl::OkStatus();
           }
@@ -478,31 +485,6 @@ absl::StatusOr<IntakeStore::Submitted> IntakeStore::SubmitOne(PendingSubmit p) {
 }
 
 namespace {
-
-// The batch's columns as array literals, in row order.
-struct SubmitArrays {
-  using PendingSubmit = IntakeStore::PendingSubmit;
-  PgArray principal, request, created, note, payload, traceparent;
-  ApplicationArrays app;
-  explicit SubmitArrays(const std::vector<const PendingSubmit*>& batch) {
-    for (const PendingSubmit* p : batch) {
-      principal.Add(p->principal_id);
-      request.Add(p->request_id);
-      created.Add(p->now_text);
-      app.Add(p->record);
-      note.Add(p->record.note);
-      payload.Add(absl::BytesToHexString(p->payload));
-      traceparent.Add(p->traceparent);
-    }
-  }
-  pqxx::result Exec(pqxx::transaction_base& tx, const char* statement) {
-    return tx.exec_prepared(statement, principal.Done(), request.Done(), app.case_ref.Done(), created.Done(),
-                            app.region.Done(), app.region_ref.Done(), app.submitted_on.Done(), app.drug_name.Done(),
-                            app.atc_code.Done(), app.indication.Done(), app.icd10.Done(), app.cancer.Done(),
-                            app.marketed_dk.Done(), app.medicinraadet_status.Done(), app.ema_status.Done(),
-                            note.Done(), payload.Done(), traceparent.Done(), kTopicSubmitted);
-  }
-};
 
 void BatchFailed(const absl::Status& status, std::vector<IntakeStore::BatchOutcome>& out) {
   // The batch failed as a whole (a row the database refused, an outage):
