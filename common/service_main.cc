@@ -69,6 +69,14 @@ std::shared_ptr<grpc::Channel> InternalChannel(const std::string& address, int m
       address, grpc::InsecureChannelCredentials(), InternalChannelArguments(max_message_bytes), std::move(interceptors));
 }
 
+db::PoolOptions ReadPoolSettings(Config& config) {
+  db::PoolOptions options;
+  options.url = config.String("db_url");
+  options.size = static_cast<int>(config.Int("db_pool_size", 8));
+  options.statement_timeout = config.Duration("db_statement_timeout", absl::Seconds(60));
+  return options;
+}
+
 int RunService(int argc, char** argv, const ServiceDefinition& def) {
   // Debian's Abseil keeps its debug checks on: every Mutex::Lock would also
   // update a process-wide deadlock graph under a global lock (it showed in
@@ -86,10 +94,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& def) {
   server_options.max_threads = static_cast<int>(config.Int("max_threads", 128));
   server_options.max_message_bytes = static_cast<int>(config.Int("max_message_bytes", 16 << 20));
   const std::string level_name = config.String("log_level", "info");
-  db::PoolOptions pool_options;
-  pool_options.url = config.String("db_url");
-  pool_options.size = static_cast<int>(config.Int("db_pool_size", 8));
-  pool_options.statement_timeout = config.Duration("db_statement_timeout", absl::Seconds(60));
+  db::PoolOptions pool_options = ReadPoolSettings(config);
   pool_options.prepare = def.prepare;
   const std::string principal_key = config.Secret("principal_key");
 

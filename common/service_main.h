@@ -18,8 +18,8 @@
 //   --listen           MEDKOORD_LISTEN            gRPC address, default 127.0.0.1:0
 //   --metrics_listen   MEDKOORD_METRICS_LISTEN    /metrics address, default: none
 //   --db_url           MEDKOORD_DB_URL            required, libpq URI
-//   --db_pool_size     MEDKOORD_DB_POOL_SIZE      default 8
-//   --db_statement_timeout MEDKOORD_DB_STATEMENT_TIMEOUT  default 60s, 0s: none
+//   --db_pool_size     MEDKOORD_DB_POOL_SIZE      default 8        } ReadPoolSettings, also
+//   --db_statement_timeout MEDKOORD_DB_STATEMENT_TIMEOUT  60s; 0s: none } the gateway's
 //   --principal_key_file / MEDKOORD_PRINCIPAL_KEY(_FILE)  shared HMAC key, required
 //   --shutdown_grace   MEDKOORD_SHUTDOWN_GRACE    default 20s
 //   --log_level        MEDKOORD_LOG_LEVEL         debug|info|warning|error
@@ -66,6 +66,11 @@ struct ServiceDefinition {
   std::function<void(pqxx::connection&)> prepare;
   std::function<absl::StatusOr<ServiceParts>(ServiceContext&)> build;
 };
+
+// The database settings of every process (services and gateway):
+// --db_url (required), --db_pool_size (8), --db_statement_timeout (60s;
+// 0s: none). Problems are reported by Config::Finish().
+db::PoolOptions ReadPoolSettings(Config& config);
 
 // Returns the process exit code: 0 after a graceful shutdown, 2 for bad
 // configuration (one line on stderr naming the setting), 1 otherwise.

@@ -73,10 +73,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   ASSIGN_OR_RETURN(PrincipalSigner signer, PrincipalSigner::Create(o.principal_key, o.clock));
   gw->signer_ = std::make_unique<PrincipalSigner>(std::move(signer));
 
-  db::PoolOptions pool_options;
-  pool_options.url = o.db_url;
-  pool_options.size = o.db_pool_size;
-  pool_options.statement_timeout = o.db_statement_timeout;
+  db::PoolOptions pool_options = o.db;
   pool_options.prepare = GatewayStore::Prepare;
   gw->pool_ = std::make_unique<db::Pool>(pool_options);
   gw->store_ = std::make_unique<GatewayStore>(gw->pool_.get());

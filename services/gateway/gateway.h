@@ -41,9 +41,7 @@ struct GatewayOptions {
   // tls_cert_pem); the plain HTTP side then also runs, on loopback if
   // http_listen is empty.
   std::string https_listen;
-  std::string db_url;
-  int db_pool_size = 8;
-  absl::Duration db_statement_timeout = absl::Seconds(60);  // db::PoolOptions::statement_timeout
+  db::PoolOptions db;  // its `prepare` is the gateway store's
   std::string principal_key;
   // backend ("intake") -> "host:port"; a backend without one answers UNAVAILABLE.
   std::map<std::string, std::string> backend_addrs;

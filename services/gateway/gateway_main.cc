@@ -12,6 +12,7 @@
 #include "common/db/migrations.h"
 #include "common/log.h"
 #include "common/server.h"
+#include "common/service_main.h"
 #include "services/gateway/gateway.h"
 
 namespace medkoord::gateway {
@@ -92,9 +93,7 @@ int GatewayMain(int argc, char** argv) {
   o.https_listen = config.String("https_listen", "");
   // The common server's settings that apply to the gateway's own listener.
   config.String("metrics_listen", "");
-  o.db_url = config.String("db_url");
-  o.db_pool_size = static_cast<int>(config.Int("db_pool_size", 8));
-  o.db_statement_timeout = config.Duration("db_statement_timeout", absl::Seconds(60));
+  o.db = ReadPoolSettings(config);
   o.shutdown_grace = config.Duration("shutdown_grace", absl::Seconds(20));
   o.max_message_bytes = static_cast<int>(config.Int("max_message_bytes", 16 << 20));
   const std::string level = config.String("log_level", "info");
@@ -153,8 +152,7 @@ int GatewayMain(int argc, char** argv) {
   }
 
   if (bootstrap) {
-    db::PoolOptions pool_options;
-    pool_options.url = o.db_url;
+    db::PoolOptions pool_options = o.db;
     pool_options.size = 1;
     pool_options.prepare = GatewayStore::Prepare;
     db::Pool pool(pool_options);

@@ -3,7 +3,7 @@
 // either the bootstrap `--create_api_key=<principal> --roles=a,b [--region=..]`
 // (prints a new key and exits; deploy/local uses it for the demo key) or serve.
 //
-// Settings beyond the common ones (listen, db_url, db_pool_size,
+// Settings beyond the common ones (listen, db_url, db_pool_size, db_statement_timeout,
 // principal_key, shutdown_grace, log_level, max_message_bytes):
 //   http_listen, <backend>_addr for every backend in the role table
 //   (intake_addr, assessment_addr, shortage_addr, rwd_addr),

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/service_main.h"
+
 namespace medkoord {
 namespace {
 
@@ -34,6 +36,28 @@ TEST(ConfigTest, ReportsEveryBadSettingByName) {
   EXPECT_THAT(msg, HasSubstr("MEDKOORD_SHUTDOWN_GRACE must be a duration"));
   EXPECT_THAT(msg, HasSubstr("unknown setting --typo"));
   EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line";
+}
+
+TEST(ConfigTest, PoolSettingsDefaultsFlagsAndEnvironment) {
+  Config defaults({}, {{"MEDKOORD_DB_URL", "postgresql://x"}});
+  db::PoolOptions d = ReadPoolSettings(defaults);
+  EXPECT_TRUE(defaults.Finish().ok());
+  EXPECT_EQ(d.url, "postgresql://x");
+  EXPECT_EQ(d.size, 8);
+  EXPECT_EQ(d.statement_timeout, absl::Seconds(60));
+
+  Config set({"--db_url=postgresql://y", "--db_pool_size=3"}, {{"MEDKOORD_DB_STATEMENT_TIMEOUT", "0s"}});
+  db::PoolOptions s = ReadPoolSettings(set);
+  EXPECT_TRUE(set.Finish().ok());
+  EXPECT_EQ(s.url, "postgresql://y");
+  EXPECT_EQ(s.size, 3);
+  EXPECT_EQ(s.statement_timeout, absl::ZeroDuration());  // none
+
+  Config bad({"--db_url=postgresql://z", "--db_statement_timeout=-5s"}, {});
+  (void)ReadPoolSettings(bad);
+  absl::Status status = bad.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("MEDKOORD_DB_STATEMENT_TIMEOUT must be a duration"));
 }
 
 TEST(ConfigTest, SecretFromFileOrEnvironmentButNeverAFlag) {
