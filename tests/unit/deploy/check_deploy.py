@@ -97,10 +97,16 @@ class Checker:
         settings = {}
         main_cc = self.path("services", svc, "main.cc")
         sources = self.service_sources(svc)
+        common = self.read("common", "service_main.cc")
         if svc != "gateway":
-            settings.update(self.settings_in(self.read("common", "service_main.cc")))
+            settings.update(self.settings_in(common))
         if os.path.exists(main_cc):
             settings.update(self.settings_in(sources))
+            # The database settings, read by common/service_main.cc's
+            # ReadPoolSettings for the gateway too.
+            pool = re.search(r"ReadPoolSettings\(Config& config\) \{\n(.*?)\n\}\n", common, re.S)
+            if "ReadPoolSettings(" in sources and pool:
+                settings.update(self.settings_in(pool.group(1)))
             # The gateway names one address setting per backend it proxies
             # (StrCat(backend, "_addr")), from the linked service descriptors.
             if re.search(r'StrCat\(\s*backend\s*,\s*"_addr"\s*\)', sources):
